@@ -1,0 +1,40 @@
+"""The error body shape and the OpenAPI description of error responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from qsampling.errors import QSamplingError
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. `NotFound`, `InvalidInput`")
+    detail: str = Field(description="A sentence a person understands (English, often with 中文)")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Per-field problems for validation errors: `loc`, `msg`, `type`"
+    )
+
+
+_DESCRIPTIONS = {
+    400: "Bad request / 请求错误",
+    401: "Not signed in or token invalid / 未登录或令牌无效",
+    403: "Role not allowed / 无权限",
+    404: "Not found / 不存在",
+    409: "Conflict with the current state / 状态冲突",
+    413: "Body too large / 请求体过大",
+    422: "Invalid input / 输入无效",
+    429: "Too many requests / 请求过多",
+    503: "Database unavailable / 服务暂不可用",
+}
+
+
+def errors_for(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS.get(c, "Error")} for c in codes}
+
+
+def error_body(err: QSamplingError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": err.code, "detail": err.detail}
+    body.update(err.extra)
+    return body
