@@ -348,5 +348,11 @@ def _routers() -> list[Any]:
 
 ROUTER_MODULES: list[str] = [
     "qsampling.auth.router",
+    "qsampling.directory.router",
+    "qsampling.draws.router",
+    "qsampling.inspections.router",
+    "qsampling.stats.router",
+    "qsampling.credit.router",
+    "qsampling.disclosure.router",
     "qsampling.audit.router",
 ]

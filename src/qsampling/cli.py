@@ -324,6 +324,31 @@ def openapi_cmd(
     out.print(f"wrote {out_file}")
 
 
+@app.command()
+def demo(
+    enterprises: Annotated[int, typer.Option(help="How many enterprises")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed builds the same province")] = 2026,
+) -> None:
+    """Build the deterministic synthetic demo province (福建) into the database."""
+    import random
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from qsampling.demo import build_demo
+
+    async def _fn(session: AsyncSession) -> dict[str, int]:
+        return await build_demo(session, rng=random.Random(seed), enterprises=enterprises)
+
+    counts = run_with_session(_fn)
+    out.print("demo loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+for _mod in ("directory", "draws", "inspections", "stats", "credit", "disclosure"):
+    import importlib as _il
+
+    _il.import_module(f"qsampling.{_mod}.cli").register(app)
+
+
 def main() -> None:
     try:
         app()

@@ -27,11 +27,23 @@ JOBS: list[tuple[str, Job]] = [
 ]
 
 
+DOMAIN_MODULES = ("inspections", "credit", "disclosure", "draws", "directory", "stats")
+
+
+def all_jobs() -> list[tuple[str, Job]]:
+    import importlib
+
+    jobs = list(JOBS)
+    for mod in DOMAIN_MODULES:
+        jobs.extend(importlib.import_module(f"qsampling.{mod}.jobs").JOBS)
+    return jobs
+
+
 async def run_all(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
     now = now or datetime.now(UTC)
     report: dict[str, int] = {}
-    for name, job in JOBS:
-        report[name] = await job(session, now)
+    for name, job in all_jobs():
+        report[name] = report.get(name, 0) + await job(session, now)
     # seal again so entries written by the jobs themselves are chained in this run
     report["audit_sealed"] += await seal(session)
     return report

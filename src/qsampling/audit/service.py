@@ -107,7 +107,8 @@ async def seal(session: AsyncSession, *, limit: int = 100_000) -> int:
     last = (
         await session.execute(
             text(
-                "SELECT seq, entry_hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, entry_hash FROM audit_log WHERE seq IS NOT NULL "
+                "ORDER BY seq DESC LIMIT 1"
             )
         )
     ).first()
@@ -117,8 +118,9 @@ async def seal(session: AsyncSession, *, limit: int = 100_000) -> int:
         rows = (
             await session.execute(
                 text(
-                    "SELECT id, created_at, actor, role, action, entity_type, entity_id, request_id, "
-                    "payload_sha256 FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT :n"
+                    "SELECT id, created_at, actor, role, action, entity_type, entity_id, "
+                    "request_id, payload_sha256 FROM audit_log WHERE seq IS NULL "
+                    "ORDER BY id LIMIT :n"
                 ),
                 {"n": SEAL_BATCH},
             )

@@ -3,5 +3,35 @@
 from qsampling.models.audit import AuditEntry
 from qsampling.models.auth import ROLES, ApiToken, LoginAttempt, User
 from qsampling.models.base import Base
+from qsampling.models.directory import (
+    Category,
+    CheckItem,
+    Conflict,
+    Enterprise,
+    Inspector,
+    Region,
+    Unit,
+)
+from qsampling.models.draws import Commitment, Draw, Plan, PoolRow, Task, TaskInspector
 
-__all__ = ["ROLES", "ApiToken", "AuditEntry", "Base", "LoginAttempt", "User"]
+__all__ = [
+    "ROLES",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Category",
+    "CheckItem",
+    "Commitment",
+    "Conflict",
+    "Draw",
+    "Enterprise",
+    "Inspector",
+    "LoginAttempt",
+    "Plan",
+    "PoolRow",
+    "Region",
+    "Task",
+    "TaskInspector",
+    "Unit",
+    "User",
+]
