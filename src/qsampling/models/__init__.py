@@ -35,3 +35,8 @@ __all__ = [
     "Unit",
     "User",
 ]
+
+# modules whose tables register on import (their classes are imported from the module)
+from qsampling.models import credit as credit  # noqa: E402
+from qsampling.models import disclosure as disclosure  # noqa: E402
+from qsampling.models import inspections as inspections  # noqa: E402

@@ -1,0 +1,3 @@
+"""ORM models of the credit module."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""ORM models of the disclosure module."""
+
+from __future__ import annotations
