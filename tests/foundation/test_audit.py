@@ -43,7 +43,8 @@ async def test_unsealed_row_can_only_be_sealed_not_edited(session, login) -> Non
         async with session.begin_nested():
             await session.execute(
                 text(
-                    "UPDATE audit_log SET action = 'x', seq = 999, prev_hash = 'a', entry_hash = 'b'"
+                    "UPDATE audit_log SET action = 'x', seq = 999, prev_hash = 'a', "
+                    "entry_hash = 'b'"
                 )
             )
 
