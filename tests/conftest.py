@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from qsampling.config import Settings
 
-TEST_DB = os.environ.get("QSAMPLING_TEST_DB_NAME", "qsampling_test")
+# one database per run, so parallel runs on the same server never drop each other's
+TEST_DB = os.environ.get("QSAMPLING_TEST_DB_NAME", f"qsampling_test_{os.getpid()}")
 # migrated once and never connected to afterwards, so it can be cloned at any time
 TEMPLATE_DB = TEST_DB + "_template"
 
@@ -89,7 +90,7 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_url: str) -> str:
+def database_url(server_url: str) -> Iterator[str]:
     """The migrated test database (created fresh once per run)."""
     from qsampling.db import upgrade
 
@@ -116,7 +117,15 @@ def database_url(server_url: str) -> str:
     t.join()
     if errors:
         raise errors[0]
-    return url
+    yield url
+
+    async def _cleanup() -> None:
+        await drop_database(server_url, TEST_DB)
+        await drop_database(server_url, TEMPLATE_DB)
+
+    t = threading.Thread(target=lambda: asyncio.run(_cleanup()))
+    t.start()
+    t.join()
 
 
 @pytest.fixture(scope="session")

@@ -325,6 +325,11 @@ def create_app(
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
     app.state.engine = engine
+    from qsampling.disclosure.ratelimit import PublicRateLimitMiddleware
+
+    # the public API and portal are rate-limited per client address (inner), every response
+    # gets a request id and the security headers (outer)
+    app.add_middleware(PublicRateLimitMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
 

@@ -157,3 +157,52 @@ class CheckItem(TimestampMixin, Base):
     exclusion_days: Mapped[int] = mapped_column(Integer, server_default="180")
     qualification: Mapped[str | None] = mapped_column(String(32))
     team_size: Mapped[int] = mapped_column(Integer, server_default="2")
+
+
+IMPORT_KINDS = ("enterprises", "inspectors")
+
+
+class DirectoryImport(Base):
+    """One bulk import of a file into the directory: what was read and what came of it.
+
+    The rejected rows are in :class:`DirectoryImportRejection` (downloadable as CSV). A strict
+    import that found errors is kept too (``stored`` false): nothing of the file was stored,
+    but the user needs the list of what to fix.
+    """
+
+    __tablename__ = "directory_imports"
+    __table_args__ = (CheckConstraint("kind IN ('enterprises','inspectors')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    file_format: Mapped[str] = mapped_column(String(16))  # csv/utf-8, csv/gb18030, xlsx …
+    strict: Mapped[bool] = mapped_column(Boolean)
+    stored: Mapped[bool] = mapped_column(Boolean)
+    total_rows: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    inserted: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    # columns of the file that are not part of the directory (e.g. 序号, 法定代表人电话):
+    # read past and never stored
+    ignored_columns: Mapped[list[str]] = mapped_column(ARRAY(String(100)), server_default="{}")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DirectoryImportRejection(Base):
+    """A rejected row of an import: its row number in the file (the header is row 1), the
+    column and why. Values that look like personal data are stored masked."""
+
+    __tablename__ = "directory_import_rejections"
+
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("directory_imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)

@@ -55,6 +55,12 @@ class Plan(Base):
     cross_unit: Mapped[bool] = mapped_column(Boolean, server_default="false")
     exclusion_days: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date | None] = mapped_column(Date)
+    # declared before the commitment and committed in params.json (DESIGN §4 step 2)
+    entropy_source: Mapped[str] = mapped_column(
+        Text, server_default="dice rolled in front of witnesses (at least 20 digits)"
+    )
+    # why a follow-up or emergency plan was made (the finding it follows up)
+    reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -81,6 +87,7 @@ class Commitment(Base):
     strata_sizes: Mapped[dict[str, int]] = mapped_column(JSONB)
     quotas: Mapped[dict[str, int]] = mapped_column(JSONB)
     superseded: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    committed_by: Mapped[str] = mapped_column(String(64), server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -89,10 +96,12 @@ class PoolRow(Base):
 
     __tablename__ = "draw_pool"
 
-    commitment_id: Mapped[int] = mapped_column(
-        ForeignKey("commitments.id", ondelete="CASCADE"), primary_key=True
-    )
-    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    # No foreign key: a commit writes up to millions of rows for the commitment it has just
+    # inserted, and the per-row FK trigger cost more than the insert itself (bench/draw.py).
+    # Commitments are never deleted (every one stays public).
+    commitment_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # collation "C": pool.csv is sorted in byte order, and the primary key then serves it
+    uscc: Mapped[str] = mapped_column(String(18, collation="C"), primary_key=True)
     stratum: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(32), server_default="")
 
@@ -109,6 +118,10 @@ class Draw(Base):
     entropy: Mapped[str] = mapped_column(Text)
     seed: Mapped[str] = mapped_column(String(64))
     selected_count: Mapped[int] = mapped_column(Integer)
+    # how the entropy was produced on the day (witnesses, beacon round), free text
+    entropy_note: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of result.json as published at the draw
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
     drawn_by: Mapped[str] = mapped_column(String(64))
     drawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -148,6 +161,9 @@ class Task(Base):
     inclusion_probability: Mapped[float] = mapped_column(Float)  # n_h / N_h
     status: Mapped[str] = mapped_column(String(16), server_default="assigned", index=True)
     due_date: Mapped[date | None] = mapped_column(Date)
+    # the team as drawn (QSDRAW-1 step 5), kept even if task_inspectors is changed later,
+    # so the published result.json can always be rebuilt
+    drawn_team: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

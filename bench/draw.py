@@ -1,0 +1,432 @@
+"""Draw benchmark (issue 4): commit and draw at 1M / 10M candidates against raw baselines.
+
+Synthetic pool: N enterprises (存续), four credit classes (A 20%, B 50%, C 20%, D 10%) with
+ratios giving about 5% drawn; 2,000 inspectors in 20 units; teams of 2. Measured in the same
+run, on the same database:
+
+- baseline (b): ``COPY (SELECT uscc … ORDER BY uscc) TO STDOUT`` of the pool;
+- commit: ``service.commit_plan`` (freeze the pool, pool.csv hashed through COPY, inspectors,
+  exclusions, params), committed;
+- baseline (a): the naive non-verifiable draw ``SELECT … ORDER BY random() LIMIT n_h`` per
+  stratum;
+- selection: QSDRAW-1 step 4 in SQL (``sha256`` top-k per stratum, what the service runs) and,
+  for comparison, in Python (COPY out + ``core.draw.topk_partial``);
+- teams: ``core.assignment.assign_teams`` (step 5) — on every drawn enterprise when there are at
+  most ``--full-draw-max`` of them (then also the whole ``service.draw_plan``, committed),
+  otherwise on a sample whose time is scaled up (printed as an estimate);
+- peak memory of this process (the PostgreSQL server's own memory is not included).
+
+Targets: draw ≤ 2× (a); commit ≤ 2× (b); 10M end to end < 2 min on 2 cores / 2 GB.
+
+The benchmark creates (and drops, unless ``--keep``) a database ``qs_bench_draw_<N>`` on the
+server of ``QSAMPLING_BENCH_DATABASE_URL`` (an asyncpg URL), else on the embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from qsampling.config import Settings
+from qsampling.context import Actor
+from qsampling.core.assignment import assign_teams
+from qsampling.core.draw import (
+    Candidate,
+    Selected,
+    derive_seed,
+    merge_partials,
+    parse_exclusions_csv,
+    parse_inspectors_csv,
+    topk_partial,
+)
+from qsampling.db import create_engine, make_sessionmaker, upgrade
+
+ACTOR = Actor(username="bench", role="supervisor")
+RATIOS = {"A": "0.03", "B": "0.04", "C": "0.08", "D": "0.10"}
+ENTROPY = "123456123456123456123456"
+
+
+def server_url() -> str:
+    explicit = os.environ.get("QSAMPLING_BENCH_DATABASE_URL")
+    if explicit:
+        return Settings(database_url=explicit).database_url or explicit
+    from qsampling.db import _libpq_to_asyncpg, embedded_server_uri
+
+    return _libpq_to_asyncpg(embedded_server_uri(Settings().data_dir), "postgres")
+
+
+def with_db(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def admin(url: str) -> asyncpg.Connection:
+    u = make_url(url)
+    return await asyncpg.connect(
+        user=u.username or "postgres",
+        password=u.password or None,
+        host=u.query.get("host") or u.host,
+        port=u.port,
+        database=u.database or "postgres",
+    )
+
+
+async def recreate(url: str, name: str, drop_only: bool = False) -> None:
+    conn = await admin(with_db(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def in_thread(fn: Any) -> None:
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001
+            err.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if err:
+        raise err[0]
+
+
+async def load(url: str, n: int, inspectors: int) -> float:
+    conn = await admin(url)
+    t0 = time.perf_counter()
+    try:
+        # indexes no draw uses (name search, category GIN) would dominate the load time
+        await conn.execute("DROP INDEX IF EXISTS ix_enterprises_name_trgm")
+        await conn.execute("DROP INDEX IF EXISTS ix_enterprises_categories")
+        await conn.execute(
+            "INSERT INTO regions VALUES ('350000','福建省','province',NULL),"
+            "('350100','福州市','city','350000'),('350102','鼓楼区','county','350100')"
+        )
+        await conn.execute(
+            "INSERT INTO units (code, name, region_code) SELECT 'U' || lpad(g::text, 2, '0'), "
+            "'所' || g, '350102' FROM generate_series(1, 20) g"
+        )
+        await conn.execute(
+            "INSERT INTO check_items (code, name, legal_basis, kind, category_codes, ratios) "
+            "VALUES ('BENCH', 'bench', 'bench', '一般', '{}', $1::jsonb)",
+            json.dumps(RATIOS),
+        )
+        # 18-character codes in the USCC alphabet (format-valid; check digits not computed)
+        await conn.execute(
+            "INSERT INTO enterprises (uscc, name, entity_type, region_code, supervising_unit, "
+            "size, channel, status, credit_class) "
+            "SELECT '9135' || lpad((g::bigint * 7919 % $1)::text, 14, '0'), 'E' || g, '企业', "
+            "'350102', "
+            "'U' || lpad((1 + g % 20)::text, 2, '0'), 'small', 'production', '存续', "
+            "CASE WHEN g % 10 < 2 THEN 'A' WHEN g % 10 < 7 THEN 'B' "
+            "WHEN g % 10 < 9 THEN 'C' ELSE 'D' END "
+            "FROM generate_series(0, $1 - 1) g",
+            n,
+        )
+        await conn.execute(
+            "INSERT INTO inspectors (inspector_id, name, unit_code) SELECT "
+            "'ZF' || lpad(g::text, 5, '0'), 'x', 'U' || lpad((1 + g % 20)::text, 2, '0') "
+            "FROM generate_series(1, $1) g",
+            inspectors,
+        )
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return time.perf_counter() - t0
+
+
+async def baseline_copy(url: str) -> float:
+    conn = await admin(url)
+    total = 0
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal total
+        total += len(chunk)
+
+    try:
+        t0 = time.perf_counter()
+        await conn.copy_from_query(
+            "SELECT uscc FROM enterprises WHERE status = '存续' ORDER BY uscc COLLATE \"C\"",
+            output=sink,
+        )
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
+async def baseline_random(url: str, quotas: dict[str, int]) -> float:
+    conn = await admin(url)
+    try:
+        t0 = time.perf_counter()
+        for stratum, k in sorted(quotas.items()):
+            await conn.fetch(
+                "SELECT uscc FROM enterprises WHERE status = '存续' AND credit_class = $1 "
+                "ORDER BY random() LIMIT $2",
+                stratum,
+                k,
+            )
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
+async def python_selection(url: str, cid: int, seed: bytes, quotas: dict[str, int]) -> Any:
+    conn = await admin(url)
+    rest = b""
+    partials = []
+    batch: list[Candidate] = []
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal rest, batch
+        data = rest + bytes(chunk)
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            uscc, stratum = line.decode().split("\t")
+            batch.append(Candidate(uscc, stratum, ""))
+        if len(batch) > 200_000:
+            partials.append(topk_partial(seed, batch, quotas))
+            batch = []
+
+    try:
+        t0 = time.perf_counter()
+        await conn.copy_from_query(
+            "SELECT uscc, stratum FROM draw_pool WHERE commitment_id = $1", cid, output=sink
+        )
+        partials.append(topk_partial(seed, batch, quotas))
+        selected = merge_partials(partials, quotas)
+        return time.perf_counter() - t0, selected
+    finally:
+        await conn.close()
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from qsampling.draws import service
+    from qsampling.draws.pool import sql_topk
+    from qsampling.draws.schemas import PlanCreate
+
+    rows: list[dict[str, Any]] = []
+    tag = f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+    def row(figure: str, value: float, unit: str = "s", **kw: Any) -> None:
+        r = {"figure": f"{figure} @ {tag}", "value": round(value, 3), "unit": unit, **kw}
+        rows.append(r)
+        extra = " ".join(f"{k}={v}" for k, v in kw.items())
+        print(f"  {r['figure']:<46} {value:10.2f} {unit:<3} {extra}", flush=True)
+
+    print(f"== {n:,} candidates, {args.inspectors:,} inspectors", flush=True)
+    row("load synthetic data", await load(url, n, args.inspectors))
+    engine = create_engine(url, pool_size=2, max_overflow=0)
+    sm = make_sessionmaker(engine)
+    try:
+        async with sm() as s:
+            plan = await service.create_plan(
+                s,
+                actor=ACTOR,
+                data=PlanCreate(
+                    name="bench",
+                    check_item_code="BENCH",
+                    scope={"category_codes": []},
+                    max_tasks_per_inspector=None,
+                ),
+            )
+            await s.commit()
+            plan_id = plan.id
+        base_b = await baseline_copy(url)
+        row("baseline (b) COPY uscc ORDER BY uscc", base_b)
+        t0 = time.perf_counter()
+        async with sm() as s:
+            res = await service.commit_plan(s, plan_id=plan_id, actor=ACTOR)
+            await s.commit()
+        commit_t = time.perf_counter() - t0
+        c = res.commitment
+        quotas = {k: int(v) for k, v in c.quotas.items()}
+        selected_n = sum(quotas.values())
+        row(
+            "commit",
+            commit_t,
+            baseline=round(base_b, 3),
+            ratio=round(commit_t / base_b, 2),
+            target="≤ 2× (b)",
+            met=commit_t <= 2 * base_b,
+        )
+        base_a = await baseline_random(url, quotas)
+        row("baseline (a) ORDER BY random() LIMIT n_h", base_a)
+
+        # between publishing the commitment and collecting the entropy autovacuum has analysed
+        # the new pool rows; do it here so the draw is planned as it would be (not timed)
+        conn = await admin(url)
+        try:
+            await conn.execute("ANALYZE draw_pool")
+        finally:
+            await conn.close()
+        seed = derive_seed(c.commitment, bytes(c.nonce), ENTROPY)
+        async with sm() as s:
+            t0 = time.perf_counter()
+            keyed = await sql_topk(s, commitment_id=c.id, seed=seed, quotas=quotas)
+            sel_sql = time.perf_counter() - t0
+        row(
+            "selection in SQL (sha256 top-k)",
+            sel_sql,
+            baseline=round(base_a, 3),
+            ratio=round(sel_sql / base_a, 2),
+            target="≤ 2× (a)",
+            met=sel_sql <= 2 * base_a,
+        )
+        if not args.skip_python:
+            sel_py, selected_py = await python_selection(url, c.id, seed, quotas)
+            row(
+                "selection in Python (COPY + topk_partial)",
+                sel_py,
+                baseline=round(base_a, 3),
+                ratio=round(sel_py / base_a, 2),
+            )
+            same = sorted((r.key.hex(), r.uscc) for r in keyed) == [
+                (s.key, s.uscc) for s in sorted(selected_py, key=lambda s: (s.key, s.uscc))
+            ]
+            print(f"  SQL selection == core selection: {same}", flush=True)
+            if not same:
+                raise SystemExit("SQL and core selections differ")
+
+        sizes = {k: int(v) for k, v in c.strata_sizes.items()}
+        selected = sorted(
+            (
+                Selected(
+                    r.uscc,
+                    r.stratum,
+                    r.key.hex(),
+                    quotas[r.stratum] / sizes[r.stratum],
+                    sizes[r.stratum],
+                    quotas[r.stratum],
+                )
+                for r in keyed
+            ),
+            key=lambda s: (s.key, s.uscc),
+        )
+        inspectors = parse_inspectors_csv(bytes(c.inspectors_csv))
+        exclusions = parse_exclusions_csv(bytes(c.exclusions_csv))
+        sample = selected if selected_n <= args.full_draw_max else selected[: args.assign_sample]
+        t0 = time.perf_counter()
+        assign_teams(
+            seed=seed,
+            selected=sample,
+            inspectors=inspectors,
+            exclusions=exclusions,
+            enterprise_units={r.uscc: r.unit for r in keyed},
+            team_size=2,
+            max_tasks_per_inspector=None,
+            cross_unit=False,
+        )
+        assign_t = (time.perf_counter() - t0) * selected_n / len(sample)
+        label = (
+            "teams (assign_teams)"
+            if sample is selected
+            else (f"teams (assign_teams, est. from {len(sample):,})")
+        )
+        row(
+            label,
+            assign_t,
+            selected=selected_n,
+            per_enterprise_ms=round(assign_t / selected_n * 1000, 3),
+        )
+        if sample is selected:
+            t0 = time.perf_counter()
+            async with sm() as s:
+                await service.draw_plan(
+                    s, plan_id=plan_id, entropy=ENTROPY, entropy_source=None, actor=ACTOR
+                )
+                await s.commit()
+            draw_t = time.perf_counter() - t0
+            row(
+                "draw end to end (service.draw_plan)",
+                draw_t,
+                baseline=round(base_a, 3),
+                ratio=round(draw_t / base_a, 2),
+                target="≤ 2× (a)",
+                met=draw_t <= 2 * base_a,
+            )
+            e2e = commit_t + draw_t
+        else:
+            e2e = commit_t + sel_sql + assign_t
+            row(
+                "draw estimated (selection + teams)",
+                sel_sql + assign_t,
+                baseline=round(base_a, 3),
+                ratio=round((sel_sql + assign_t) / base_a, 2),
+                target="≤ 2× (a)",
+                met=(sel_sql + assign_t) <= 2 * base_a,
+            )
+        row(
+            "commit + draw",
+            e2e,
+            target="< 120 s at 10M" if n >= 10_000_000 else "",
+            met=e2e < 120 if n >= 10_000_000 else None,
+        )
+        row(
+            "peak memory of the bench process",
+            peak_mb(),
+            unit="MB",
+            target="< 2048 MB",
+            met=peak_mb() < 2048,
+        )
+    finally:
+        await engine.dispose()
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="1000000,10000000", help="comma-separated pool sizes")
+    ap.add_argument("--inspectors", type=int, default=2000)
+    ap.add_argument(
+        "--full-draw-max",
+        type=int,
+        default=60_000,
+        help="run the whole draw when at most this many are drawn",
+    )
+    ap.add_argument(
+        "--assign-sample",
+        type=int,
+        default=20_000,
+        help="above that, time team assignment on this many and scale up",
+    )
+    ap.add_argument("--skip-python", action="store_true", help="skip the Python selection")
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    args = ap.parse_args()
+    server = server_url()
+    rows: list[dict[str, Any]] = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        name = f"qs_bench_draw_{n}"
+        asyncio.run(recreate(server, name))
+        url = with_db(server, name)
+        try:
+            in_thread(lambda url=url: upgrade(url))
+            rows += asyncio.run(bench_size(url, n, args))
+        finally:
+            if not args.keep:
+                asyncio.run(recreate(server, name, drop_only=True))
+    print("BENCH-JSON " + json.dumps(rows, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

