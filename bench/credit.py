@@ -4,8 +4,9 @@ Builds its own database (default 1,000,000 enterprises and 5,000,000 ledger even
 years, 1 % on the abnormal list, 0.2 % on the serious list), then measures in the same run:
 
 * the full recompute through ``qsampling.credit.service.recompute_all`` — first run (every
-  score inserted, every enterprise gets its first history row) and steady state (next day:
-  every score rewritten);
+  score inserted; every enterprise whose class differs from the directory's default B gets
+  a history row and its ``enterprises.credit_class`` rewritten) and steady state (the next
+  day, as the daily job: every score rewritten, the few class changes written);
 * the raw-PostgreSQL baseline: a bare ``UPDATE credit_scores SET as_of = as_of`` of the same
   rows, and the ratio recompute / bare update;
 * one enterprise's incremental update (``service.rescore``, its own transaction each),
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -288,14 +290,54 @@ def main() -> None:
             asyncio.run(_recreate(server, args.name, drop_only=True))
     steady = res["recompute_steady"]
     print()
+    first = res["recompute_first"]
     print(
         f"RESULT recompute {args.enterprises:,} enterprises / {args.events:,} events: "
-        f"first {res['recompute_first']:.2f} s, steady {steady:.2f} s "
-        f"(target < 30 s: {'met' if max(steady, res['recompute_first']) < 30 else 'NOT met'}); "
+        f"steady {steady:.2f} s ({'met' if steady < 30 else 'NOT met'}: < 30 s), "
+        f"first {first:.2f} s ({'met' if first < 30 else 'NOT met'}); "
         f"bare UPDATE {res['bare_update']:.2f} s; ratio steady/bare "
-        f"{steady / res['bare_update']:.2f}, first/bare "
-        f"{res['recompute_first'] / res['bare_update']:.2f}"
+        f"{steady / res['bare_update']:.2f}, first/bare {first / res['bare_update']:.2f}"
     )
+    scale = f"{args.enterprises:,} enterprises / {args.events:,} events"
+    rows = [
+        {
+            "figure": f"credit recompute, steady ({scale})",
+            "value": round(steady, 2),
+            "unit": "s",
+            "baseline": round(res["bare_update"], 2),
+            "ratio": round(steady / res["bare_update"], 2),
+            "target": "< 30 s",
+            "met": steady < 30,
+        },
+        {
+            "figure": f"credit recompute, first ({scale})",
+            "value": round(res["recompute_first"], 2),
+            "unit": "s",
+            "baseline": round(res["bare_update"], 2),
+            "ratio": round(res["recompute_first"] / res["bare_update"], 2),
+            "target": "< 30 s",
+            "met": res["recompute_first"] < 30,
+        },
+        {
+            "figure": "credit incremental update, p95",
+            "value": round(res["incr_p95_ms"], 1),
+            "unit": "ms",
+            "baseline": None,
+            "ratio": None,
+            "target": "< 20 ms",
+            "met": res["incr_p95_ms"] < 20,
+        },
+        {
+            "figure": "credit incremental update, median",
+            "value": round(res["incr_median_ms"], 1),
+            "unit": "ms",
+            "baseline": None,
+            "ratio": None,
+            "target": "< 20 ms",
+            "met": res["incr_median_ms"] < 20,
+        },
+    ]
+    print("BENCH-JSON " + json.dumps(rows, ensure_ascii=False))
     print(
         f"RESULT incremental update: median {res['incr_median_ms']:.1f} ms, "
         f"p95 {res['incr_p95_ms']:.1f} ms "

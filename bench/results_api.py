@@ -158,10 +158,27 @@ class PrivateServer:
             raise RuntimeError(f"the server came back elsewhere: {again} (was {self.url})")
 
     def destroy(self) -> None:
+        """Stop the server (by signal when pg_ctl gives up, e.g. during a long checkpoint)
+        and delete its directory."""
+        import psutil
+
+        pid_file = self.pgdata / "postmaster.pid"
+        pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
         try:
             self.stop()
-        except Exception:  # noqa: BLE001 - already stopped
+        except Exception:  # noqa: BLE001 - already stopped, or too slow: signals below
             pass
+        if pid is not None and psutil.pid_exists(pid):
+            try:
+                proc = psutil.Process(pid)
+                proc.terminate()  # smart shutdown
+                try:
+                    proc.wait(60)
+                except psutil.TimeoutExpired:
+                    proc.send_signal(signal.SIGQUIT)  # immediate shutdown
+                    proc.wait(30)
+            except psutil.Error:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -345,7 +362,8 @@ async def seed(url: str, *, inspectors: int, pools: dict[str, int], rng: random.
                 expires,
             )
             tokens.append(tok)
-        await conn.execute("ANALYZE")
+        # freshly loaded tables: vacuum now, or autovacuum would run (and be measured) later
+        await conn.execute("VACUUM (ANALYZE)")
         return Seeded(out, owner, tokens[:-1], tokens[-1], plan_id)
     finally:
         await conn.close()
@@ -394,11 +412,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    db_url: str, port: int, workers: int, pool_size: int = 20, max_overflow: int = 0
+) -> subprocess.Popen[bytes]:
+    """uvicorn in its own process group. The pool is sized for the load with no overflow:
+    overflow connections are closed on return, and reconnecting under load (handshake, codec
+    set-up) costs more CPU than the submission itself."""
     env = {
         **os.environ,
         "QSAMPLING_DATABASE_URL": db_url,
         "QSAMPLING_ENV": "development",
+        "QSAMPLING_POOL_SIZE": str(pool_size),
+        "QSAMPLING_POOL_MAX_OVERFLOW": str(max_overflow),
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [
@@ -415,6 +440,8 @@ def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[bytes
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "120",
     ]
     return subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
 
@@ -465,66 +492,127 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def inspector_loop(
-    base: str,
-    token: str,
+    client: httpx.AsyncClient,
     tasks: list[int],
     bodies: dict[int, bytes],
-    stop_at: float,
+    stop_at: float | None,
     stats: Stats,
-    warmup: int,
-) -> int:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    used = 0
-    async with httpx.AsyncClient(
-        base_url=base, timeout=30, headers=headers, limits=httpx.Limits(max_connections=1)
-    ) as c:
-        for n, tid in enumerate(tasks):
-            if n >= warmup and time.perf_counter() >= stop_at:
-                break
-            used += 1
-            t0 = time.perf_counter()
-            try:
-                r = await c.post(
-                    f"/api/v1/tasks/{tid}/result",
-                    content=bodies[tid],
-                    headers={"Idempotency-Key": f"bench-{tid}"},
-                )
-            except httpx.HTTPError as exc:
-                stats.error(type(exc).__name__)
-                continue
-            dt = time.perf_counter() - t0
-            if n < warmup:
-                if r.status_code // 100 == 2:
-                    stats.ok.append(tid)
-                continue
-            stats.latencies.append(dt)
-            if r.status_code // 100 == 2:
-                stats.ok.append(tid)
-            else:
-                stats.error(f"HTTP {r.status_code} {r.text[:80]}")
-    return used
+) -> None:
+    """Submit for ``tasks`` back to back until ``stop_at`` (None: all of them)."""
+    for tid in tasks:
+        if stop_at is not None and time.perf_counter() >= stop_at:
+            break
+        t0 = time.perf_counter()
+        try:
+            r = await client.post(
+                f"/api/v1/tasks/{tid}/result",
+                content=bodies[tid],
+                headers={"Idempotency-Key": f"bench-{tid}"},
+            )
+        except httpx.HTTPError as exc:
+            stats.error(type(exc).__name__)
+            continue
+        stats.latencies.append(time.perf_counter() - t0)
+        if r.status_code // 100 == 2:
+            stats.ok.append(tid)
+        else:
+            stats.error(f"HTTP {r.status_code} {r.text[:80]}")
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used by the server, PostgreSQL and this load generator in a phase."""
+
+    server: float = 0.0
+    database: float = 0.0
+    client: float = 0.0
+
+
+def _tree_cpu(pid: int | None) -> float:
+    import psutil
+
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's pid when it runs on this machine (Unix socket), else None."""
+    host = make_url(url).query.get("host")
+    if not isinstance(host, str):
+        return None
+    import psutil
+
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if p.info.get("name") == "postgres" and "-D" in cmd:
+            data = Path(cmd[cmd.index("-D") + 1])
+            if (data / "postmaster.pid").exists() and str(host) in (
+                data / "postmaster.pid"
+            ).read_text():
+                return int(p.pid)
+    return None
 
 
 async def api_phase(
-    base: str, seeded: Seeded, seconds: float, bodies: dict[int, bytes], inspectors: int
-) -> tuple[Stats, float]:
+    base: str,
+    seeded: Seeded,
+    seconds: float,
+    bodies: dict[int, bytes],
+    inspectors: int,
+    server_pid: int,
+    db_pid: int | None,
+) -> tuple[Stats, float, Cpu, Stats]:
     per: dict[int, list[int]] = {i: [] for i in range(inspectors)}
     for tid in seeded.pools["api"]:
         per[seeded.owner[tid]].append(tid)
-    stats = Stats()
     warmup = 3
-    # the clock starts after every inspector's warm-up requests
-    t_start = time.perf_counter() + 0.0
-    stop_at = t_start + seconds
-    t0 = time.perf_counter()
-    await asyncio.gather(
-        *(
-            inspector_loop(base, seeded.inspector_tokens[i], per[i], bodies, stop_at, stats, warmup)
-            for i in range(inspectors)
+    clients = [
+        httpx.AsyncClient(
+            base_url=base,
+            timeout=30,
+            headers={"Authorization": f"Bearer {seeded.inspector_tokens[i]}",
+                     "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=1),
         )
-    )
-    elapsed = time.perf_counter() - t0
-    return stats, elapsed
+        for i in range(inspectors)
+    ]  # fmt: skip
+    try:
+        warm = Stats()
+        await asyncio.gather(
+            *(inspector_loop(clients[i], per[i][:warmup], bodies, None, warm)
+              for i in range(inspectors))
+        )  # fmt: skip
+        stats = Stats()
+        cpu0 = (_tree_cpu(server_pid), _tree_cpu(db_pid), time.process_time())
+        t0 = time.perf_counter()
+        stop_at = t0 + seconds
+        await asyncio.gather(
+            *(inspector_loop(clients[i], per[i][warmup:], bodies, stop_at, stats)
+              for i in range(inspectors))
+        )  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        cpu = Cpu(
+            _tree_cpu(server_pid) - cpu0[0],
+            _tree_cpu(db_pid) - cpu0[1] if db_pid else 0.0,
+            time.process_time() - cpu0[2],
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    return stats, elapsed, cpu, warm
 
 
 async def batch_phase(
@@ -587,8 +675,12 @@ def _raw_args(body: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def raw_single(
-    url: str, tasks: list[int], bodies: list[dict[str, Any]], workers: int
-) -> float:
+    url: str,
+    tasks: list[int],
+    bodies: list[dict[str, Any]],
+    workers: int,
+    db_pid: int | None = None,
+) -> tuple[float, float]:
     """One transaction per result: the result, its sample, its items, the task's state."""
     p = await pool(url, 20)
     queue = list(zip(tasks, bodies, strict=True))
@@ -603,11 +695,13 @@ async def raw_single(
                 await conn.execute(_RAW_ITEMS, rid, sid, *a[12:])
                 await conn.execute("UPDATE tasks SET status = 'submitted' WHERE id = $1", tid)
 
+    cpu0 = _tree_cpu(db_pid)
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     dt = time.perf_counter() - t0
+    db_cpu = _tree_cpu(db_pid) - cpu0  # measured while the backends still exist
     await p.close()
-    return len(queue) / dt
+    return len(queue) / dt, db_cpu
 
 
 async def raw_copy(url: str, tasks: list[int], bodies: list[dict[str, Any]]) -> float:
@@ -747,28 +841,42 @@ async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dic
 
     port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(url, port, args.workers)
+    proc = start_server(url, port, args.workers, args.pool_size, 0)
     try:
         await wait_ready(base, proc)
-        stats, elapsed = await api_phase(base, seeded, args.seconds, raw_bodies, args.inspectors)
+        stats, elapsed, cpu, warm = await api_phase(
+            base, seeded, args.seconds, raw_bodies, args.inspectors, proc.pid,
+            _postmaster_pid(url),
+        )  # fmt: skip
+        db_pid = _postmaster_pid(url)
+        b_cpu0 = (_tree_cpu(proc.pid), _tree_cpu(db_pid))
         created, b_elapsed, b_rejected = await batch_phase(
             base, seeded.lab_token, batch_lines, args.chunk
         )
+        b_cpu = Cpu(_tree_cpu(proc.pid) - b_cpu0[0], _tree_cpu(db_pid) - b_cpu0[1], 0.0)
     finally:
         stop_server(proc)
 
     done = len(stats.latencies)
     api_rate = done / max(elapsed, 1e-9)
     n_raw = min(len(stats.ok), len(seeded.pools["raw"]))
-    raw_rate = (
+    db_pid = _postmaster_pid(url)
+    c0 = time.process_time()
+    raw_rate, raw_db = (
         await raw_single(
-            url, seeded.pools["raw"][:n_raw], [bodies[t] for t in stats.ok[:n_raw]], args.inspectors
+            url,
+            seeded.pools["raw"][:n_raw],
+            [bodies[t] for t in stats.ok[:n_raw]],
+            args.inspectors,
+            db_pid,
         )
         if n_raw
-        else float("nan")
+        else (float("nan"), 0.0)
     )
+    raw_db_cpu = raw_db / max(n_raw, 1) * 1000
+    raw_client_cpu = (time.process_time() - c0) / max(n_raw, 1) * 1000
     copy_rate = await raw_copy(url, seeded.pools["copy"], batch_bodies)
-    acked, once, many = await check_exactly_once(url, stats.ok)
+    acked, once, many = await check_exactly_once(url, stats.ok + warm.ok)
     b_acked, b_once, b_many = await check_exactly_once(url, seeded.pools["batch"][:created])
     batch_rate = created / max(b_elapsed, 1e-9)
     if not args.keep:
@@ -778,18 +886,29 @@ async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dic
     return {
         "inspectors": args.inspectors,
         "workers": args.workers,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "seconds": round(elapsed, 2),
         "api_results": done,
         "api_rate": api_rate,
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
-        "errors": n_err,
-        "error_kinds": stats.errors,
+        "errors": n_err + sum(warm.errors.values()),
+        "cpu_ms_per_result": {
+            "server": cpu.server / max(done, 1) * 1000,
+            "database": cpu.database / max(done, 1) * 1000,
+            "load_generator": cpu.client / max(done, 1) * 1000,
+        },
+        "error_kinds": {**warm.errors, **stats.errors},
         "raw_rate": raw_rate,
+        "raw_cpu_ms_per_result": {"database": raw_db_cpu, "asyncpg_client": raw_client_cpu},
         "batch_results": created,
         "batch_rejected": b_rejected,
         "batch_rate": batch_rate,
+        "batch_cpu_us_per_result": {
+            "server": b_cpu.server / max(created, 1) * 1e6,
+            "database": b_cpu.database / max(created, 1) * 1e6,
+        },
         "copy_rate": copy_rate,
         "exactly_once": {
             "acknowledged": acked,
@@ -809,6 +928,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30, help="length of the API phase")
     ap.add_argument("--inspectors", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument(
+        "--pool-size",
+        type=int,
+        default=20,
+        help="QSAMPLING_POOL_SIZE of the server (overflow 0), per worker",
+    )
     ap.add_argument("--batch-rows", type=int, default=50_000)
     ap.add_argument("--chunk", type=int, default=5_000, help="rows per batch request")
     ap.add_argument(
@@ -835,14 +960,30 @@ def main() -> int:
         f"p50 {out['p50_ms']:.1f} ms, p95 {out['p95_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms; "
         f"errors {out['errors']} {out['error_kinds'] or ''}"
     )
+    c = out["cpu_ms_per_result"]
+    per = c["server"] + c["database"] + c["load_generator"]
+    print(
+        f"CPU per API result: server {c['server']:.2f} ms, PostgreSQL {c['database']:.2f} ms, "
+        f"load generator {c['load_generator']:.2f} ms → on 2 otherwise idle cores at most "
+        f"≈ {2000 / per:,.0f} results/s (machine load average during the run: "
+        f"{out['load_average']})"
+    )
+    rc = out["raw_cpu_ms_per_result"]
     print(
         f"raw asyncpg, one transaction per result, same rows: {out['raw_rate']:,.0f} results/s"
-        f" → API/raw = {out['api_rate'] / out['raw_rate']:.2f}"
+        f" → API/raw = {out['api_rate'] / out['raw_rate']:.2f} (CPU per result: PostgreSQL "
+        f"{rc['database']:.2f} ms, asyncpg client {rc['asyncpg_client']:.2f} ms)"
     )
     print(
         f"batch: {out['batch_results']} results ({out['batch_rejected']} rejected) at "
         f"{out['batch_rate']:,.0f} results/s; COPY of the same rows {out['copy_rate']:,.0f}/s "
         f"→ batch/COPY = {out['batch_rate'] / out['copy_rate']:.2f}"
+    )
+    bc = out["batch_cpu_us_per_result"]
+    print(
+        f"CPU per batch result: server {bc['server']:.0f} µs, PostgreSQL {bc['database']:.0f} µs"
+        f" → on 2 otherwise idle cores at most ≈ "
+        f"{2e6 / max(bc['server'] + bc['database'], 1e-9):,.0f} results/s"
     )
     print(
         f"exactly once: API {eo['once']}/{eo['acknowledged']} acknowledged found once, "

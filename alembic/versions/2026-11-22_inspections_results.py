@@ -110,7 +110,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("actor", "key", name=op.f("pk_idempotency_keys")),
     )
     op.create_index(
-        op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"], unique=False
+        "ix_idempotency_keys_created_brin",
+        "idempotency_keys",
+        ["created_at"],
+        unique=False,
+        postgresql_using="brin",
     )
     op.create_table(
         "domain_events",
@@ -212,13 +216,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_results_task_id_tasks")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_results")),
         sa.UniqueConstraint("task_id", "version", name=op.f("uq_results_task_id_version")),
-    )
-    op.create_index(
-        "ix_results_pending_final",
-        "results",
-        ["task_id"],
-        unique=False,
-        postgresql_where=sa.text("live AND final_at IS NULL"),
     )
     op.create_index(
         "uq_results_live_task",
@@ -458,6 +455,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # indexes go with their tables
+    # indexes go with their tables; IF EXISTS so that a database first migrated with the
+    # empty placeholder of this revision can still be taken down and up again
     for table in TABLES_IN_DROP_ORDER:
-        op.drop_table(table)
+        op.execute(f'DROP TABLE IF EXISTS "{table}"')

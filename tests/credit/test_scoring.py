@@ -204,7 +204,7 @@ async def test_recompute_gives_the_planner_back(session) -> None:
     await make_enterprises(session, 1, seed=13)
     rep = await service.recompute_all(session, actor=cli_actor(), as_of=AS_OF)
     assert set(rep.steps) >= {"score", "update_scores", "history", "directory"}
-    for name in ("enable_hashagg", "enable_nestloop"):
+    for name in ("enable_hashagg", "enable_nestloop", "enable_seqscan"):
         assert await session.scalar(text(f"SHOW {name}")) == "on"
 
 
