@@ -88,6 +88,8 @@ async def inspector(
                     )
                 except httpx.HTTPError:
                     t.answer("submit", None)
+                    if stop.is_set():  # the server is gone for good: give up, unacknowledged
+                        return
                     await asyncio.sleep(0.2)
                     continue
                 t.answer("submit", r)
@@ -102,13 +104,21 @@ async def inspector(
 
 
 async def _until_answered(
-    c: httpx.AsyncClient, t: Tally, what: str, method: str, url: str, body: Any
+    c: httpx.AsyncClient,
+    t: Tally,
+    what: str,
+    method: str,
+    url: str,
+    body: Any,
+    stop: asyncio.Event,
 ) -> httpx.Response:
     while True:
         try:
             r = await c.request(method, url, json=body)
         except httpx.HTTPError:
             t.answer(what, None)
+            if stop.is_set():
+                raise
             await asyncio.sleep(0.3)
             continue
         t.answer(what, r)
@@ -133,21 +143,21 @@ async def supervisor(base: str, token: str, stop: asyncio.Event, t: Tally) -> No
                 "strata_fields": ["region"],
                 "entropy_source": "dice rolled before witnesses 张三, 李四",
             }
-            r = await _until_answered(c, t, "plan create", "POST", "/api/v1/plans", plan)
+            r = await _until_answered(c, t, "plan create", "POST", "/api/v1/plans", plan, stop)
             if r.status_code != 201:
                 t.final_errors[f"plan create {n}"] = f"{r.status_code} {r.text[:200]}"
                 await asyncio.sleep(1)
                 continue
             pid = r.json()["id"]
             r = await _until_answered(
-                c, t, "plan commit", "POST", f"/api/v1/plans/{pid}/commit", {}
+                c, t, "plan commit", "POST", f"/api/v1/plans/{pid}/commit", {}, stop
             )
             if r.status_code // 100 != 2 and r.status_code != 409:
                 t.final_errors[f"plan commit {pid}"] = f"{r.status_code} {r.text[:200]}"
                 continue
             entropy = {"entropy": f"{random.randrange(10**30):030d}", "entropy_source": "dice"}
             r = await _until_answered(
-                c, t, "plan draw", "POST", f"/api/v1/plans/{pid}/draw", entropy
+                c, t, "plan draw", "POST", f"/api/v1/plans/{pid}/draw", entropy, stop
             )
             if r.status_code // 100 == 2:
                 t.plans["drawn"] += 1
@@ -390,7 +400,7 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
         t.phase = "after restart"
         await asyncio.sleep(args.after)
         stop.set()
-        await asyncio.gather(*stream)
+        await asyncio.gather(*stream, return_exceptions=True)
         checks["database restart: 2xx again afterwards, API not restarted"] = (
             t.ok_in_phase["after restart"] > 0 and proc.poll() is None
         )

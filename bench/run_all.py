@@ -28,6 +28,8 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
         ["--enterprises", "1000000", "--events", "5000000"],
     ),
     ("export.py", ["--rows", "500000"], ["--rows", "5000000"]),
+    ("soak.py", ["--seconds", "60"], ["--seconds", "300"]),
+    ("faults.py", [], []),
 ]
 
 

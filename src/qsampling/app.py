@@ -149,20 +149,38 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _is_db_unavailable(exc: BaseException) -> bool:
+def _one_is_db_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    name = type(getattr(exc, "orig", exc)).__name__
-    return name in {
+    return type(exc).__name__ in {
         "CannotConnectNowError",
         "ConnectionDoesNotExistError",
         "InterfaceError",
         "AdminShutdownError",
         "ConnectionFailureError",
         "TooManyConnectionsError",
+        "CrashShutdownError",
+        "ServerShutdownError",
     }
+
+
+def _is_db_unavailable(exc: BaseException) -> bool:
+    """True when the database is away: the cause may sit several wrappers deep
+    (DBAPIError → the adapter's Error → asyncpg's CannotConnectNowError)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if _one_is_db_unavailable(e):
+            return True
+        orig = getattr(e, "orig", None)
+        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
+    return False
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -291,7 +309,16 @@ def create_app(
             )
             own_engine = eng if engine is None else None
             if check_migrations:
-                await check_schema(eng)
+                try:
+                    await check_schema(eng)
+                except SchemaBehind:
+                    raise
+                except Exception as exc:
+                    # a worker (re)started while the database is away must not take the
+                    # server down: it serves 503 and /readyz says why until the database is back
+                    if not _is_db_unavailable(exc):
+                        raise
+                    log.warning("database unavailable at start-up: %s", exc)
             app.state.engine = eng
             app.state.sessionmaker = make_sessionmaker(eng)
         task = None

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(
         1.0, ge=0, description="0 disables the background audit sealer (tests, CLI)."
     )
-    pool_size: int = Field(10, ge=1)
+    pool_size: int = Field(20, ge=1)
     pool_max_overflow: int = Field(10, ge=0)
     signing_key: str | None = Field(
         None, description="Ed25519 private key seed (64 hex chars) for export manifests."

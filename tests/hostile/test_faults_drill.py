@@ -34,12 +34,6 @@ def _outage_while_connecting() -> DBAPIError:
     return DBAPIError("SELECT 1", None, orig, connection_invalidated=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app._is_db_unavailable misses a server shutting down while the pool opens a new "
-    "connection (DBAPIError over the adapter's `Error`, asyncpg CannotConnectNowError as "
-    "its __cause__, connection_invalidated False) → 500 instead of 503; seen in the drill",
-)
 async def test_server_shutting_down_while_connecting_is_503() -> None:
     app = FastAPI()
     install_error_handlers(app)

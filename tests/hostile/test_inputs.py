@@ -362,16 +362,9 @@ async def test_nonsense_ids_are_404_or_422(
     assert_error(r, 404, 422)
 
 
-_BIGINT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="credit list entry ids have no upper bound: asyncpg raises DataError (value out "
-    "of int64 range) → 500; needs Path(ge=1, le=2**63 - 1) on entry_id",
-)
-
-
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=[_BIGINT_BUG]) if "/credit/" in p else p for p in INT_ID_PATHS],
+    INT_ID_PATHS,
 )
 @pytest.mark.parametrize("ident", [str(2**63), "9" * 30])
 async def test_ids_beyond_bigint_are_404_or_422(

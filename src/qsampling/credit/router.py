@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -52,6 +52,8 @@ from qsampling.deps import Session, require
 from qsampling.models.credit import AbnormalListEntry, SeriousListEntry
 from qsampling.models.directory import Enterprise
 from qsampling.responses import errors_for
+
+EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="List entry id")]
 
 router = APIRouter(tags=["credit 信用监管"])
 
@@ -347,7 +349,7 @@ async def post_abnormal(body: AbnormalIn, session: Session, actor: Decider) -> A
     responses=errors_for(401, 403, 404, 422),
     summary="One abnormal-list entry / 经营异常名录记录",
 )
-async def get_abnormal_entry(entry_id: int, session: Session, actor: Reader) -> AbnormalOut:
+async def get_abnormal_entry(entry_id: EntryId, session: Session, actor: Reader) -> AbnormalOut:
     return _abnormal_out(await lists.get_abnormal(session, entry_id))
 
 
@@ -358,7 +360,7 @@ async def get_abnormal_entry(entry_id: int, session: Session, actor: Reader) -> 
     summary="Record the enterprise's application for removal / 登记移出申请",
 )
 async def post_abnormal_application(
-    entry_id: int, body: RemovalApplicationIn, session: Session, actor: Decider
+    entry_id: EntryId, body: RemovalApplicationIn, session: Session, actor: Decider
 ) -> AbnormalOut:
     today = service.china_today()
     e = await lists.apply_abnormal_removal(
@@ -379,7 +381,7 @@ async def post_abnormal_application(
     summary="Verify a removal application / 审核移出申请",
 )
 async def post_abnormal_decision(
-    entry_id: int, body: RemovalDecisionIn, session: Session, actor: Decider
+    entry_id: EntryId, body: RemovalDecisionIn, session: Session, actor: Decider
 ) -> AbnormalOut:
     """`approve: true` removes the entry (with reason, basis, authority and date);
     `false` keeps it listed and records why."""
@@ -477,7 +479,7 @@ async def post_serious_proposal(
     responses=errors_for(401, 403, 404, 422),
     summary="One serious-list entry / 严重违法失信名单记录",
 )
-async def get_serious_entry(entry_id: int, session: Session, actor: Reader) -> SeriousOut:
+async def get_serious_entry(entry_id: EntryId, session: Session, actor: Reader) -> SeriousOut:
     return _serious_out(await lists.get_serious(session, entry_id))
 
 
@@ -488,7 +490,7 @@ async def get_serious_entry(entry_id: int, session: Session, actor: Reader) -> S
     summary="Confirm or reject a proposal / 决定是否列入",
 )
 async def post_serious_decision(
-    entry_id: int, body: SeriousDecisionIn, session: Session, actor: Decider
+    entry_id: EntryId, body: SeriousDecisionIn, session: Session, actor: Decider
 ) -> SeriousOut:
     """`confirm` lists the enterprise for 3 years from the decision date (legal basis,
     reason and authority required); `reject` needs a reason. Joint punishment starts with
@@ -516,7 +518,7 @@ async def post_serious_decision(
     summary="Record an application for credit repair / 登记信用修复申请",
 )
 async def post_repair_application(
-    entry_id: int, body: RepairApplicationIn, session: Session, actor: Decider
+    entry_id: EntryId, body: RepairApplicationIn, session: Session, actor: Decider
 ) -> SeriousOut:
     """Possible from one year after listing: earlier gets 409 `RepairTooEarly` naming the
     first possible date."""
@@ -540,7 +542,7 @@ async def post_repair_application(
     summary="Grant or refuse credit repair / 决定是否准予信用修复",
 )
 async def post_repair_decision(
-    entry_id: int, body: RepairDecisionIn, session: Session, actor: Decider
+    entry_id: EntryId, body: RepairDecisionIn, session: Session, actor: Decider
 ) -> SeriousOut:
     """`grant: true` removes the entry now (early removal, joint punishment ends today);
     `false` keeps it listed with the reason."""

@@ -5,9 +5,11 @@ loads their inputs and outputs. Two scoring paths give the same classes:
 
 * :func:`rescore` — one enterprise, in Python with ``score_enterprise`` (milliseconds), run
   in the transaction that added an event or changed a list;
-* :func:`recompute_all` — every enterprise, set-based in PostgreSQL: the policy's point
-  table and decay table are passed as arrays, the ledger is aggregated in one pass and the
-  scores are written with one ``INSERT … ON CONFLICT``.
+* :func:`recompute_all` — every enterprise, set-based in PostgreSQL: the policy's points
+  (as a ``CASE`` over bind parameters) and decay table (an array computed in Python) are
+  applied to the ledger in one aggregate into a temporary table, and the scores, the class
+  history and ``enterprises.credit_class`` are written from it with one statement each.
+  ``bench/credit.py`` measures it (1M enterprises, 5M events).
 
 Concurrency: an incremental update holds a *shared* advisory lock, a full recompute an
 *exclusive* one, so a recompute never overwrites a score computed from an event it could
