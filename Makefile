@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SCALE ?= small
 
-.PHONY: install run test lint typecheck pytest test-db openapi bench fuzz clean-data stop-db
+.PHONY: install run test lint typecheck pytest test-db openapi bench fuzz audit-deps clean-data stop-db
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ openapi: install
 
 bench: install
 	$(BIN)/python bench/run_all.py --scale $(SCALE)
+
+## audit-deps: known vulnerabilities in the installed dependencies (pip-audit; needs the network)
+audit-deps: install
+	$(BIN)/python scripts/audit_deps.py
 
 fuzz: install
 	$(BIN)/pytest -m slow tests/hostile -q
