@@ -252,3 +252,132 @@ def test_first_ranked_inspector_is_uniform_over_many_seeds() -> None:
         leads[teams[uscc][0]] += 1
     counts = [leads[i.inspector_id] for i in inspectors]
     assert scipy.stats.chisquare(counts).pvalue > 0.001
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(sc=scenarios(), margin=st.integers(0, 3))
+def test_short_lists_with_any_margin_give_the_literal_teams(sc: dict, margin: int) -> None:
+    """The cap is applied to short lists of the best-ranked inspectors; however short they
+    are, an enterprise whose list the cap empties is ranked again and the teams stay those
+    of the one-pass reading of DESIGN §4 step 5."""
+    selected = drawn(sc["usccs"], sc["seed"])
+    want, want_unstaffed = reference_teams(
+        seed=sc["seed"],
+        selected=selected,
+        inspectors=sc["inspectors"],
+        exclusions=sc["exclusions"],
+        units=sc["units"],
+        team_size=sc["team_size"],
+        cap=sc["cap"],
+        cross_unit=sc["cross_unit"],
+    )
+    try:
+        teams = assign_teams(
+            seed=sc["seed"],
+            selected=selected,
+            inspectors=sc["inspectors"],
+            exclusions=sc["exclusions"],
+            enterprise_units=sc["units"],
+            team_size=sc["team_size"],
+            max_tasks_per_inspector=sc["cap"],
+            cross_unit=sc["cross_unit"],
+            top_k=sc["team_size"] + margin,
+        )
+        unstaffed: list[str] = []
+    except StaffingError as exc:
+        teams, unstaffed = exc.teams, exc.unstaffed
+    assert teams == want
+    assert unstaffed == want_unstaffed
+
+
+def _busy_scenario(n_enterprises: int, n_inspectors: int) -> dict:
+    usccs = [f"91350000{n:09d}X" for n in range(n_enterprises)]
+    inspectors = [InspectorRef(f"ZF{i:04d}", f"U{i % 3}") for i in range(n_inspectors)]
+    return {
+        "seed": SEED,
+        "selected": drawn(usccs),
+        "inspectors": inspectors,
+        # every third enterprise has a conflict with the first five inspectors
+        "exclusions": {(f"ZF{i:04d}", u) for u in usccs[::3] for i in range(5)},
+        "units": {u: f"U{n % 4}" for n, u in enumerate(usccs)},  # U3: no inspector there
+    }
+
+
+def test_a_tight_cap_forces_full_re_ranking_and_keeps_the_teams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a cap of 2 tasks and 26 inspectors for 19 enterprises, the best-ranked
+    inspectors of later enterprises are soon all capped: they are ranked again in full."""
+    import qsampling.core.assignment as assignment
+
+    sc = _busy_scenario(19, 26)
+    calls: list[int] = []
+    real = assignment._rank_one
+
+    def spy(*args: object) -> tuple[int, list[int]]:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assignment, "_rank_one", spy)
+    want, unstaffed = reference_teams(
+        seed=sc["seed"],
+        selected=sc["selected"],
+        inspectors=sc["inspectors"],
+        exclusions=sc["exclusions"],
+        units=sc["units"],
+        team_size=2,
+        cap=2,
+        cross_unit=True,
+    )
+    assert unstaffed == []
+    teams = assign_teams(
+        seed=sc["seed"],
+        selected=sc["selected"],
+        inspectors=sc["inspectors"],
+        exclusions=sc["exclusions"],
+        enterprise_units=sc["units"],
+        team_size=2,
+        max_tasks_per_inspector=2,
+        cross_unit=True,
+        top_k=3,
+    )
+    assert teams == want
+    assert len(calls) > len(sc["selected"])  # some enterprises were ranked again
+    assert max(Counter(i for t in teams.values() for i in t).values()) == 2
+
+
+@pytest.mark.parametrize("cap", [None, 20])
+def test_worker_processes_give_the_same_teams(
+    monkeypatch: pytest.MonkeyPatch, cap: int | None
+) -> None:
+    """The hashing may run in worker processes (large draws); the teams do not change."""
+    import qsampling.core.assignment as assignment
+
+    sc = _busy_scenario(300, 60)
+    kwargs = {
+        "seed": sc["seed"],
+        "selected": sc["selected"],
+        "inspectors": sc["inspectors"],
+        "exclusions": sc["exclusions"],
+        "enterprise_units": sc["units"],
+        "team_size": 3,
+        "max_tasks_per_inspector": cap,
+        "cross_unit": True,
+    }
+    one = assign_teams(**kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(assignment, "_PARALLEL_MIN_HASHES", 0)
+    monkeypatch.setattr(assignment, "_CHUNK", 37)
+    two = assign_teams(**kwargs, workers=2)  # type: ignore[arg-type]
+    want, unstaffed = reference_teams(
+        seed=sc["seed"],
+        selected=sc["selected"],
+        inspectors=sc["inspectors"],
+        exclusions=sc["exclusions"],
+        units=sc["units"],
+        team_size=3,
+        cap=cap,
+        cross_unit=True,
+    )
+    assert unstaffed == []
+    assert one == two == want
+    assert list(two) == [s.uscc for s in sc["selected"]]
