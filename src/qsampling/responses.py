@@ -1,12 +1,22 @@
-"""The error body shape and the OpenAPI description of error responses."""
+"""The error body shape, the OpenAPI description of error responses, and keyset paging."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
 from qsampling.errors import QSamplingError
+
+T = TypeVar("T")
+
+
+def split_page(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[list[T], Any]:
+    """Keyset paging: ``rows`` were fetched with ``LIMIT limit + 1``. Returns the page and
+    the next cursor (the key of the page's last row), or None when this is the last page."""
+    page = list(rows[:limit])
+    return page, (key(page[-1]) if len(rows) > limit and page else None)
 
 
 class ErrorBody(BaseModel):

@@ -25,6 +25,7 @@ from qsampling.credit.lists import ABNORMAL_CAUSE_LABELS, to_core_serious
 from qsampling.errors import InvalidInput
 from qsampling.models.credit import AbnormalListEntry, SeriousListEntry
 from qsampling.models.directory import Enterprise
+from qsampling.responses import split_page
 
 ListName = Literal["abnormal", "serious", "joint-punishment"]
 LIST_NAMES: tuple[str, ...] = ("abnormal", "serious", "joint-punishment")
@@ -151,15 +152,13 @@ async def joint_punishment_feed(
     if after_id:
         q = q.where(SeriousListEntry.id > after_id)
     rows = (await session.execute(q)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    entries = [_feed_entry(e, name) for e, name in rows]
+    page, nxt = split_page(rows, limit, lambda r: r[0].id)
     return Feed(
         generated_at=now,
         changed_since=changed_since,
         next_changed_since=now - FEED_OVERLAP,
-        entries=entries,
-        next_cursor=entries[-1].entry_id if more and entries else None,
+        entries=[_feed_entry(e, name) for e, name in page],
+        next_cursor=nxt,
     )
 
 
@@ -428,9 +427,8 @@ async def public_list_entries(
                     updated_at=s.updated_at,
                 )
             )
-    more = len(items) > limit
-    items = items[:limit]
-    return PublicPage(items=items, next_cursor=items[-1].entry_id if more and items else None)
+    page, nxt = split_page(items, limit, lambda i: i.entry_id)
+    return PublicPage(items=page, next_cursor=nxt)
 
 
 def public_field_names() -> Sequence[str]:

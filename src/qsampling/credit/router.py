@@ -51,7 +51,7 @@ from qsampling.credit.schemas import (
 from qsampling.deps import Session, require
 from qsampling.models.credit import AbnormalListEntry, SeriousListEntry
 from qsampling.models.directory import Enterprise
-from qsampling.responses import errors_for
+from qsampling.responses import errors_for, split_page
 
 EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="List entry id")]
 
@@ -262,15 +262,37 @@ async def get_penalties(
     limit: Limit = 100,
 ) -> PenaltyPage:
     rows = await penalties.list_penalties(session, uscc=uscc, after_id=cursor, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return PenaltyPage(
-        items=[PenaltyOut.model_validate(r) for r in rows],
-        next_cursor=rows[-1].id if more and rows else None,
-    )
+    page, nxt = split_page(rows, limit, lambda r: r.id)
+    return PenaltyPage(items=[PenaltyOut.model_validate(r) for r in page], next_cursor=nxt)
 
 
 # --- abnormal-operations list ---------------------------------------------------------------------
+
+
+async def _entries_page(
+    session: Any,
+    model: type[AbnormalListEntry] | type[SeriousListEntry],
+    *,
+    status: str | None,
+    uscc: str | None,
+    cursor: int | None,
+    limit: int,
+) -> tuple[list[Any], int | None]:
+    """One page of a list's entries with the enterprise's name, by id (keyset paging)."""
+    q = (
+        select(model, Enterprise.name)
+        .join(Enterprise, Enterprise.uscc == model.uscc)
+        .order_by(model.id)
+        .limit(limit + 1)
+    )
+    if status:
+        q = q.where(model.status == status)
+    if uscc:
+        q = q.where(model.uscc == uscc)
+    if cursor:
+        q = q.where(model.id > cursor)
+    rows = (await session.execute(q)).all()
+    return split_page(rows, limit, lambda r: r[0].id)
 
 
 def _abnormal_out(e: AbnormalListEntry, name: str | None = None) -> AbnormalOut:
@@ -295,25 +317,10 @@ async def get_abnormal_list(
     limit: Limit = 100,
 ) -> AbnormalPage:
     """Filter `status=removal_applied` for the applications waiting for verification."""
-    q = (
-        select(AbnormalListEntry, Enterprise.name)
-        .join(Enterprise, Enterprise.uscc == AbnormalListEntry.uscc)
-        .order_by(AbnormalListEntry.id)
-        .limit(limit + 1)
+    rows, nxt = await _entries_page(
+        session, AbnormalListEntry, status=status, uscc=uscc, cursor=cursor, limit=limit
     )
-    if status:
-        q = q.where(AbnormalListEntry.status == status)
-    if uscc:
-        q = q.where(AbnormalListEntry.uscc == uscc)
-    if cursor:
-        q = q.where(AbnormalListEntry.id > cursor)
-    rows = (await session.execute(q)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AbnormalPage(
-        items=[_abnormal_out(e, n) for e, n in rows],
-        next_cursor=rows[-1][0].id if more and rows else None,
-    )
+    return AbnormalPage(items=[_abnormal_out(e, n) for e, n in rows], next_cursor=nxt)
 
 
 @router.post(
@@ -428,25 +435,10 @@ async def get_serious_list(
 ) -> SeriousPage:
     """`status=proposed`: the proposals waiting for a decision; `repair_applied`: the
     credit-repair applications waiting for a decision."""
-    q = (
-        select(SeriousListEntry, Enterprise.name)
-        .join(Enterprise, Enterprise.uscc == SeriousListEntry.uscc)
-        .order_by(SeriousListEntry.id)
-        .limit(limit + 1)
+    rows, nxt = await _entries_page(
+        session, SeriousListEntry, status=status, uscc=uscc, cursor=cursor, limit=limit
     )
-    if status:
-        q = q.where(SeriousListEntry.status == status)
-    if uscc:
-        q = q.where(SeriousListEntry.uscc == uscc)
-    if cursor:
-        q = q.where(SeriousListEntry.id > cursor)
-    rows = (await session.execute(q)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return SeriousPage(
-        items=[_serious_out(e, n) for e, n in rows],
-        next_cursor=rows[-1][0].id if more and rows else None,
-    )
+    return SeriousPage(items=[_serious_out(e, n) for e, n in rows], next_cursor=nxt)
 
 
 @router.post(
@@ -667,11 +659,10 @@ async def get_incentives(
     rows = await feeds.incentive_list(
         session, today=today, region_prefix=region_prefix, after_uscc=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page, nxt = split_page(rows, limit, lambda r: r.uscc)
     return IncentivePage(
         as_of=today,
         clean_days=730,
-        items=[IncentiveOut(**r.__dict__) for r in rows],
-        next_cursor=rows[-1].uscc if more and rows else None,
+        items=[IncentiveOut(**r.__dict__) for r in page],
+        next_cursor=nxt,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from qsampling.deps import Analyst, Session
@@ -71,14 +71,15 @@ TargetQ = Annotated[
 
 
 def _filters(
-    from_date: date | None,
-    to_date: date | None,
-    category: str | None,
-    region: str | None,
-    check_item: str | None,
-    plan_id: int | None,
-    include_follow_up: bool = False,
+    from_date: FromDate = None,
+    to_date: ToDate = None,
+    category: CategoryQ = None,
+    region: RegionQ = None,
+    check_item: CheckItemQ = None,
+    plan_id: PlanQ = None,
+    include_follow_up: FollowUpQ = False,
 ) -> service.StatsFilters:
+    """The filters every statistics query shares (one dependency, one set of parameters)."""
     return service.StatsFilters(
         from_date=from_date,
         to_date=to_date,
@@ -90,6 +91,9 @@ def _filters(
     )
 
 
+Filters = Annotated[service.StatsFilters, Depends(_filters)]
+
+
 @router.get(
     "/pass-rates",
     response_model=PassRatesOut,
@@ -99,14 +103,8 @@ def _filters(
 async def get_pass_rates(
     actor: Analyst,
     session: Session,
+    filters: Filters,
     group_by: GroupBy = None,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
-    category: CategoryQ = None,
-    region: RegionQ = None,
-    check_item: CheckItemQ = None,
-    plan_id: PlanQ = None,
-    include_follow_up: FollowUpQ = False,
     method: MethodQ = "wilson",
     confidence: ConfidenceQ = 0.95,
     weighted: WeightedQ = False,
@@ -122,9 +120,7 @@ async def get_pass_rates(
     return await service.pass_rates(
         session,
         group_by=group_by or [],
-        filters=_filters(
-            from_date, to_date, category, region, check_item, plan_id, include_follow_up
-        ),
+        filters=filters,
         method=method,
         confidence=confidence,
         weighted=weighted,
@@ -144,14 +140,8 @@ async def get_pass_rates(
 async def get_pass_rates_chart(
     actor: Analyst,
     session: Session,
+    filters: Filters,
     group_by: GroupBy = None,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
-    category: CategoryQ = None,
-    region: RegionQ = None,
-    check_item: CheckItemQ = None,
-    plan_id: PlanQ = None,
-    include_follow_up: FollowUpQ = False,
     method: MethodQ = "wilson",
     confidence: ConfidenceQ = 0.95,
     weighted: WeightedQ = False,
@@ -162,9 +152,7 @@ async def get_pass_rates_chart(
     result = await service.pass_rates(
         session,
         group_by=group_by or [],
-        filters=_filters(
-            from_date, to_date, category, region, check_item, plan_id, include_follow_up
-        ),
+        filters=filters,
         method=method,
         confidence=confidence,
         weighted=weighted,
@@ -182,17 +170,11 @@ async def get_pass_rates_chart(
 async def get_trend(
     actor: Analyst,
     session: Session,
+    filters: Filters,
     group_by: GroupBy = None,
     period: Annotated[
         str, Query(pattern="^(month|quarter|year)$", description="month | quarter | year")
     ] = "quarter",
-    from_date: FromDate = None,
-    to_date: ToDate = None,
-    category: CategoryQ = None,
-    region: RegionQ = None,
-    check_item: CheckItemQ = None,
-    plan_id: PlanQ = None,
-    include_follow_up: FollowUpQ = False,
     method: MethodQ = "wilson",
     confidence: ConfidenceQ = 0.95,
 ) -> TrendOut:
@@ -203,9 +185,7 @@ async def get_trend(
         session,
         group_by=group_by or [],
         period=period,
-        filters=_filters(
-            from_date, to_date, category, region, check_item, plan_id, include_follow_up
-        ),
+        filters=filters,
         method=method,
         confidence=confidence,
     )
@@ -220,14 +200,8 @@ async def get_trend(
 async def get_compare(
     actor: Analyst,
     session: Session,
+    filters: Filters,
     group_by: GroupBy = None,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
-    category: CategoryQ = None,
-    region: RegionQ = None,
-    check_item: CheckItemQ = None,
-    plan_id: PlanQ = None,
-    include_follow_up: FollowUpQ = False,
     method: MethodQ = "wilson",
     confidence: ConfidenceQ = 0.95,
     alpha: Annotated[float, Query(gt=0.0, lt=0.5, description="FDR level / 显著性")] = 0.05,
@@ -238,9 +212,7 @@ async def get_compare(
     return await service.compare(
         session,
         group_by=group_by or [],
-        filters=_filters(
-            from_date, to_date, category, region, check_item, plan_id, include_follow_up
-        ),
+        filters=filters,
         method=method,
         confidence=confidence,
         alpha=alpha,
