@@ -53,10 +53,7 @@ async def get_actor(
             "Sign in first: send `Authorization: Bearer <token>`. 请先登录。",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = await auth_service.resolve_token(session, creds.credentials)
-    return Actor(
-        username=user.username, role=user.role, user_id=user.id, inspector_id=user.inspector_id
-    )
+    return await auth_service.resolve_actor(session, creds.credentials)
 
 
 def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Actor]]:

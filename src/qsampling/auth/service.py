@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -177,11 +178,87 @@ async def resolve_token(session: AsyncSession, token: str) -> User:
     return user
 
 
+# --- the signed-in actor, cached briefly ------------------------------------------------------
+
+TOKEN_CACHE_SECONDS = 5.0
+"""How long a worker process trusts a token it has checked without asking the database again.
+
+Every API call needs its caller; asking the database each time costs a round trip and about a
+third of a result submission's CPU. A logout (``revoke_token``) drops the token from the cache
+of the process that served it at once; the other worker processes, and a user deactivated or a
+token revoked directly in the database, notice within this many seconds. The token's own
+expiry is always checked against the cached ``expires_at``.
+"""
+TOKEN_CACHE_MAX = 10_000
+
+_RESOLVE = text("""
+    SELECT u.id, u.username, u.role, u.inspector_id, u.active, t.expires_at, t.revoked_at
+    FROM api_tokens t JOIN users u ON u.id = t.user_id
+    WHERE t.token_sha256 = :d
+""")
+
+# token digest → (actor, token expiry, monotonic time until which the entry is trusted)
+_actor_cache: dict[str, tuple[Actor, datetime, float]] = {}
+# tokens being revoked here → monotonic time until which they are not cached: a request that
+# reads the token before the logout commits must not put it back for another TTL
+_uncacheable: dict[str, float] = {}
+
+
+def forget_token(digest: str | None = None) -> None:
+    """Drop one token (or, with no argument, every token) from this process's cache."""
+    if digest is None:
+        _actor_cache.clear()
+        return
+    _actor_cache.pop(digest, None)
+    now = time.monotonic()
+    for d, until in list(_uncacheable.items()):
+        if until <= now:
+            del _uncacheable[d]
+    _uncacheable[digest] = now + 2 * TOKEN_CACHE_SECONDS
+
+
+def _expired() -> NotAuthenticated:
+    return NotAuthenticated(
+        "The bearer token has expired or was revoked; sign in again.", code="TokenExpired"
+    )
+
+
+async def resolve_actor(session: AsyncSession, token: str) -> Actor:
+    """The actor a bearer token signs in, from the database or, for up to
+    ``TOKEN_CACHE_SECONDS``, from this process's cache (see there for revocation)."""
+    digest = token_digest(token)
+    now = datetime.now(UTC)
+    hit = _actor_cache.get(digest)
+    if hit is not None:
+        actor, expires_at, trusted_until = hit
+        if time.monotonic() < trusted_until:
+            if expires_at <= now:
+                _actor_cache.pop(digest, None)
+                raise _expired()
+            return actor
+        _actor_cache.pop(digest, None)
+    row = (await session.execute(_RESOLVE, {"d": digest})).first()
+    if row is None:
+        raise NotAuthenticated("The bearer token is not valid.", code="InvalidToken")
+    if row.revoked_at is not None or row.expires_at <= now or not row.active:
+        raise _expired()
+    actor = Actor(
+        username=row.username, role=row.role, user_id=row.id, inspector_id=row.inspector_id
+    )
+    mono = time.monotonic()
+    if _uncacheable.get(digest, 0.0) > mono:
+        return actor
+    if len(_actor_cache) >= TOKEN_CACHE_MAX:
+        _actor_cache.clear()  # bounded: a flood of distinct tokens only costs the round trips
+    _actor_cache[digest] = (actor, row.expires_at, mono + TOKEN_CACHE_SECONDS)
+    return actor
+
+
 async def revoke_token(session: AsyncSession, *, token: str, actor: Actor) -> None:
+    digest = token_digest(token)
+    forget_token(digest)
     await session.execute(
-        update(ApiToken)
-        .where(ApiToken.token_sha256 == token_digest(token))
-        .values(revoked_at=func.now())
+        update(ApiToken).where(ApiToken.token_sha256 == digest).values(revoked_at=func.now())
     )
     await audit.record(
         session,
