@@ -83,9 +83,10 @@ async def inspector(
 
 
 async def visitor(base: str, end: float, book: Book, rng: random.Random) -> None:
+    # every URL is one a real visitor sends: the enterprise search needs its `q`
     pages = [
         ("public portal", "/"),
-        ("public API", "/api/v1/public/enterprises?limit=50"),
+        ("public API", f"/api/v1/public/enterprises?q=基准企业{rng.randrange(1000)}&limit=20"),
         ("public API", "/api/v1/public/results?limit=50"),
         ("public API", "/api/v1/public/draws"),
         ("public API", "/api/v1/public/stats"),
@@ -99,11 +100,15 @@ async def visitor(base: str, end: float, book: Book, rng: random.Random) -> None
 
 
 async def analyst(base: str, token: str, end: float, book: Book, rng: random.Random) -> None:
+    today = time.gmtime()
+    quarter = f"{today.tm_year}Q{(today.tm_mon - 1) // 3 + 1}"
     queries = [
         "/api/v1/stats/pass-rates",
-        "/api/v1/stats/pass-rates?by=region",
-        "/api/v1/stats/trend",
-        "/api/v1/stats/early-warnings",
+        "/api/v1/stats/pass-rates?group_by=region:city&group_by=size",
+        "/api/v1/stats/trend?period=month",
+        # a named period: without one the latest period with final results is used, and a
+        # fresh database may have none yet (that is a 422, not a slow read)
+        f"/api/v1/stats/early-warnings?period={quarter}",
     ]
     async with httpx.AsyncClient(
         base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}
