@@ -9,6 +9,7 @@ is all-or-nothing within the caller's transaction.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -557,6 +558,10 @@ def _min_entropy(configured: int | None) -> int:
         return DEFAULT_MIN_ENTROPY_CHARS
 
 
+# One SHA-256 per (drawn enterprise, eligible inspector): 500,000 x 2,000 for a 10M pool.
+TEAM_WORKERS = min(2, os.cpu_count() or 1)
+
+
 async def draw_plan(
     session: AsyncSession,
     *,
@@ -634,6 +639,8 @@ async def draw_plan(
             team_size=plan.team_size,
             max_tasks_per_inspector=plan.max_tasks_per_inspector,
             cross_unit=plan.cross_unit,
+            # the hashing of large draws runs in worker processes (results are identical)
+            workers=TEAM_WORKERS,
         )
 
     try:
