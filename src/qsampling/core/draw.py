@@ -662,7 +662,7 @@ def _cmp(differences: list[str], what: str, found: object, expected: object) -> 
     return True
 
 
-def verify_bundle(data: bytes) -> VerifyReport:
+def verify_bundle(data: bytes, *, workers: int = 1) -> VerifyReport:
     """Re-run a published draw from its bundle and compare (DESIGN §4 step 6).
 
     Checks, in this order: the SHA-256 of pool/inspectors/exclusions against ``params.json``;
@@ -671,6 +671,8 @@ def verify_bundle(data: bytes) -> VerifyReport:
     (step 4) and team assignment (step 5) and compares each drawn uscc, stratum, key and
     team. Cheap checks all run and report; the re-run always uses the recomputed seed, and
     the comparison stops at the first differing drawn enterprise. Never raises for bad input.
+    ``workers`` > 1 hashes the inspector ranks of a large draw in that many processes (see
+    :func:`qsampling.core.assignment.assign_teams`; the outcome is the same).
     """
     try:
         files = read_bundle(data)
@@ -680,13 +682,15 @@ def verify_bundle(data: bytes) -> VerifyReport:
         return VerifyReport(False, [f"unreadable bundle: {exc}"])
     diffs: list[str] = []
     try:
-        _verify_files(files, params, result, diffs)
+        _verify_files(files, params, result, diffs, workers)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         diffs.append(f"malformed bundle: {type(exc).__name__}: {exc}")
     return VerifyReport(not diffs, diffs)
 
 
-def _verify_files(files: Mapping[str, bytes], params: Any, result: Any, diffs: list[str]) -> None:
+def _verify_files(
+    files: Mapping[str, bytes], params: Any, result: Any, diffs: list[str], workers: int
+) -> None:
     # Imported here because assignment imports this module's types.
     from qsampling.core.assignment import StaffingError, assign_teams
 
@@ -734,6 +738,7 @@ def _verify_files(files: Mapping[str, bytes], params: Any, result: Any, diffs: l
             team_size=params["team_size"],
             max_tasks_per_inspector=params["max_tasks_per_inspector"],
             cross_unit=params["cross_unit"],
+            workers=workers,
         )
     except StaffingError as exc:
         diffs.append(f"re-run cannot staff the draw: {exc}")
