@@ -198,6 +198,7 @@ _RESOLVE = text("""
 """)
 
 # token digest → (actor, token expiry, monotonic time until which the entry is trusted)
+_clock = time.monotonic  # the cache's clock (a test moves it on)
 _actor_cache: dict[str, tuple[Actor, datetime, float]] = {}
 # tokens being revoked here → monotonic time until which they are not cached: a request that
 # reads the token before the logout commits must not put it back for another TTL
@@ -210,7 +211,7 @@ def forget_token(digest: str | None = None) -> None:
         _actor_cache.clear()
         return
     _actor_cache.pop(digest, None)
-    now = time.monotonic()
+    now = _clock()
     for d, until in list(_uncacheable.items()):
         if until <= now:
             del _uncacheable[d]
@@ -231,7 +232,7 @@ async def resolve_actor(session: AsyncSession, token: str) -> Actor:
     hit = _actor_cache.get(digest)
     if hit is not None:
         actor, expires_at, trusted_until = hit
-        if time.monotonic() < trusted_until:
+        if _clock() < trusted_until:
             if expires_at <= now:
                 _actor_cache.pop(digest, None)
                 raise _expired()
@@ -245,7 +246,7 @@ async def resolve_actor(session: AsyncSession, token: str) -> Actor:
     actor = Actor(
         username=row.username, role=row.role, user_id=row.id, inspector_id=row.inspector_id
     )
-    mono = time.monotonic()
+    mono = _clock()
     if _uncacheable.get(digest, 0.0) > mono:
         return actor
     if len(_actor_cache) >= TOKEN_CACHE_MAX:

@@ -544,6 +544,31 @@ async def submit_batch(
     )
 
 
+ANALYZE_MIN_ROWS = 1_000
+
+
+async def _stale_statistics(db: Any, adding: dict[str, int]) -> set[str]:
+    """The tables this batch grows by more than half of what the planner believes they hold.
+
+    Each sample and test item is checked against its result (and sample) by a foreign key,
+    with a plan PostgreSQL makes once per connection from the table statistics: while those
+    say "nearly empty" (a new installation, before autovacuum's first visit) the plan is a
+    sequential scan, and a batch of thousands of rows turns quadratic — seconds per batch.
+    ANALYZE inside the transaction (it counts the transaction's own new rows) replaces the
+    plan with an index lookup; on an established database it never runs.
+    """
+    big = [t for t, n in adding.items() if n >= ANALYZE_MIN_ROWS]
+    if not big:
+        return set()
+    rows = await db.fetch(
+        "SELECT relname::text AS name, reltuples FROM pg_class "
+        "WHERE relname = ANY($1::text[]) AND relkind = 'r' "
+        "AND relnamespace = current_schema()::regnamespace",
+        big,
+    )
+    return {r["name"] for r in rows if r["reltuples"] < 2 * adding[r["name"]]}
+
+
 async def _store(session: AsyncSession, *, actor: Actor, rows: list[_Row], now: datetime) -> None:
     n = len(rows)
     n_samples = sum(len(r.body.samples) for r in rows if r.body)
@@ -642,9 +667,14 @@ async def _store(session: AsyncSession, *, actor: Actor, rows: list[_Row], now: 
                      it.verdict)
                 )  # fmt: skip
     db = await driver(session)
+    stale = await _stale_statistics(db, {"results": len(res_rows), "samples": len(smp_rows)})
     await db.copy_records_to_table("results", records=res_rows, columns=RESULT_COPY_COLUMNS)
+    if "results" in stale:
+        await db.execute("ANALYZE results")
     if smp_rows:
         await db.copy_records_to_table("samples", records=smp_rows, columns=SAMPLE_COPY_COLUMNS)
+        if "samples" in stale:
+            await db.execute("ANALYZE samples")
         await db.copy_records_to_table("test_items", records=itm_rows, columns=ITEM_COPY_COLUMNS)
     res = {"task_ids": [r.body.task_id for r in rows if r.body]}
     await session.execute(

@@ -9,7 +9,8 @@ takes), so ``qsampling jobs run`` can run every minute and a read can finalise w
 - ``results.final_at`` / ``final_conclusion`` (the retest's verdicts replace the disputed
   items' verdicts), the task → ``final`` (``closed`` stays ``closed``);
 - ``final_results``: one row per tested sample batch, for statistics;
-- ``domain_events``: ``result.final`` (everything credit and disclosure need, in the payload),
+- ``domain_events``: ``result.final`` (everything credit and disclosure need, in the payload,
+  with a failure's ``severity``: minor, general or serious, see ``_SEVERITY``),
   plus ``result.refused`` (8), ``result.unreachable`` (6), ``result.closed`` (7, 9, 10, 11, 12,
   F);
 - a final FAIL of a routine or emergency task: a rectification order (due in 60 days,
@@ -117,6 +118,28 @@ _OUTCOME = """
 # the final verdict of a test item: the retest's, when the item was retested
 _ITEM_FINAL = "COALESCE(y.verdict, x.verdict)"
 
+# The severity of a final failure, for credit's graded ``result_fail`` points (one of
+# ``core.credit_rules.SEVERITIES``), from what the result itself records:
+# - "serious": the non-conformity is widespread — at least SERIOUS_FAILED_ITEMS test items
+#   failed, or failed items in SERIOUS_FAILED_SAMPLES or more sample batches;
+# - "minor": a single failed item that the inspectors had corrected on the spot (category E
+#   发现问题已责令改正);
+# - "general" otherwise. Results that are not a product failure carry none.
+SERIOUS_FAILED_ITEMS = 3
+SERIOUS_FAILED_SAMPLES = 2
+_SEVERITY = f"""
+    CASE WHEN {_OUTCOME} = 'fail' THEN (
+        SELECT CASE
+            WHEN count(*) >= {SERIOUS_FAILED_ITEMS}
+                 OR count(DISTINCT x.sample_id) >= {SERIOUS_FAILED_SAMPLES} THEN 'serious'
+            WHEN count(*) <= 1 AND 'E' = ANY(r.category_codes) THEN 'minor'
+            ELSE 'general' END
+        FROM test_items x
+        LEFT JOIN retest_items y ON y.retest_id = rt.id AND y.test_item_id = x.id
+        WHERE x.result_id = r.id AND {_ITEM_FINAL} = 'fail')
+    END
+"""
+
 _EVENTS_FINAL = text(f"""
     INSERT INTO domain_events (kind, occurred_at, uscc, task_id, result_id, payload)
     SELECT 'result.final', CAST(:now AS timestamptz), t.uscc, t.id, r.id,
@@ -136,6 +159,7 @@ _EVENTS_FINAL = text(f"""
         'retested', rt.id IS NOT NULL, 'final_at', CAST(:now AS timestamptz),
         'publish_due_date', d.due, 'publish_due_exact', d.exact
       ) || jsonb_build_object(
+        'severity', {_SEVERITY},
         'stratum', t.stratum, 'inclusion_probability', t.inclusion_probability,
         'stratum_sample_size', t.stratum_sample_size,
         'stratum_population', t.stratum_population,
