@@ -63,6 +63,7 @@ from qsampling.directory.files import (
     columns_of,
     map_header,
     open_table,
+    read_columns,
     sniff,
 )
 from qsampling.directory.service import (
@@ -306,11 +307,15 @@ def _invalid_rows(values: Sequence[Any]) -> list[int]:
     return [i for i, v in enumerate(values) if isinstance(v, _Invalid)]
 
 
-class _Invalid:
-    __slots__ = ("reason",)
+_RAW = object()  # report the cell as the file has it
 
-    def __init__(self, reason: str) -> None:
+
+class _Invalid:
+    __slots__ = ("reason", "value")
+
+    def __init__(self, reason: str, value: Any = _RAW) -> None:
         self.reason = reason
+        self.value = value
 
 
 class _EntityTypes(dict[str, str]):
@@ -589,6 +594,357 @@ class EnterpriseValidator:
             codes = _take(codes, keep)
         return Chunk(numbers, lines, codes, rej)
 
+    # --- whole columns (Arrow), for large regular CSV files ----------------------------------
+
+    def validate_table(self, t: Any, first_number: int) -> tuple[Any, np.ndarray, Rejections]:
+        """The same rules as :meth:`validate` over a whole file at once, column by column with
+        Arrow compute kernels: Python only sees the distinct values of the short columns and
+        the few cells a cheap scan flags. Returns the rows as an Arrow table in
+        :data:`STAGE_COLUMNS` order (normalised, NULLs as nulls), the indices of the accepted
+        ones and the rejections."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = t.num_rows
+        numbers = list(range(first_number, first_number + n))
+        rej = Rejections(numbers)
+
+        def column(name: str) -> Any:
+            return t.column(self.cols.index[name])
+
+        # uscc: trimmed and upper-cased first, then the vectorised check
+        raw_col = column("uscc").combine_chunks()
+        chars = _fixed_width_ascii(raw_col, 18)
+        raw_values: Callable[[int], str]
+        if chars is not None:
+            lower = (chars >= 97) & (chars <= 122)
+            chars = np.where(lower, chars - 32, chars).astype(np.uint8)
+            ok, plain = uscc_lib.validate_bytes(chars)
+            ok &= plain
+            codes = pa.StringArray.from_buffers(
+                n,
+                pa.py_buffer(np.arange(0, 18 * (n + 1), 18, dtype=np.int32)),
+                pa.py_buffer(chars.tobytes()),
+            )
+
+            def raw_values(i: int) -> str:
+                return str(raw_col[i].as_py())
+
+            for i in np.flatnonzero(~ok).tolist():
+                code = str(codes[i].as_py())
+                rej.add(i, "uscc", raw_values(i), uscc_lib.invalid_reason(code) or "invalid")
+        else:  # separators, spaces, full-width characters: the row path's rules, per cell
+            raw = strip_column(raw_col.to_pylist())
+            code_list = list(map(str.upper, raw))
+            ok = uscc_lib.validate_many(code_list)
+            code_list = [
+                uscc_lib.normalize(c) if ok[i] and not (len(c) == 18 and c.isalnum()) else c
+                for i, c in enumerate(code_list)
+            ]
+            for i in np.flatnonzero(~ok).tolist():
+                c = code_list[i]
+                reason = "必填 / required" if not c else uscc_lib.invalid_reason(c)
+                rej.add(i, "uscc", raw[i] or None, reason or "invalid")
+            codes = pa.array(code_list, pa.string())
+
+            def raw_values(i: int) -> str:
+                return raw[i]
+
+        # duplicates: the first row with a code owns it (invalid codes are already rejected)
+        firsts = _first_occurrences(codes)
+        for i in np.flatnonzero((firsts != np.arange(n)) & ok).tolist():
+            first = numbers[int(firsts[i])]
+            rej.add(i, "uscc", raw_values(i), f"与第{first}行重复 / duplicates row {first}")
+
+        # name: required, at most 200 characters, no personal numbers, no control characters
+        names = _arrow_strip(column("name"))
+        lens = pc.utf8_length(names).to_numpy()
+        for i in np.flatnonzero((lens == 0) | (lens > 200)).tolist():
+            if lens[i] == 0:
+                rej.add(i, "name", None, "必填 / required")
+            else:
+                rej.add(i, "name", names[i].as_py(), "超过200字 / longer than 200 characters")
+        _arrow_text_checks(rej, names, "name")
+
+        # entity type: derived from the code when the column is absent or the cell empty
+        if self.present("entity_type"):
+            entity_types = self._arrow_map(
+                rej, column("entity_type"), "entity_type", self._enum_fn("entity_type", "")
+            )
+        else:
+            entity_types = pa.array([""] * n, pa.string())
+        empty_type = pc.equal(entity_types, "")
+        if pc.any(empty_type).as_py():
+            prefixes = pc.utf8_slice_codeunits(codes, 0, 2)
+            derived = self._arrow_map(
+                rej, prefixes, "", lambda v: _ENTITY_BY_PREFIX[v], cache="prefix"
+            )
+            entity_types = pc.if_else(empty_type, derived, entity_types)
+
+        # region (required, known), supervising unit (optional, known)
+        regions = self.regions
+
+        def region(v: str) -> Any:
+            s = v.strip()
+            if s in regions:
+                return s
+            if not s:
+                return _Invalid("必填 / required", None)
+            if not re.fullmatch(r"[0-9]{6}", s):
+                return _Invalid("应为6位数字 / must be 6 digits (GB/T 2260)", s)
+            return _Invalid("未知的行政区划代码 / unknown region code", s)
+
+        regs = self._arrow_map(rej, column("region_code"), "region_code", region)
+
+        if self.present("address"):
+            addrs = _arrow_strip(column("address"))
+            alens = pc.utf8_length(addrs).to_numpy()
+            for i in np.flatnonzero(alens > 300).tolist():
+                rej.add(i, "address", addrs[i].as_py(), "超过300字 / longer than 300 characters")
+            _arrow_text_checks(rej, addrs, "address")
+            addresses = pc.if_else(pc.equal(addrs, ""), pa.scalar(None, pa.string()), addrs)
+        else:
+            addresses = pa.nulls(n, pa.string())
+
+        if self.present("supervising_unit"):
+            units = self.units
+
+            def unit(v: str) -> Any:
+                s = v.strip()
+                if not s:
+                    return None
+                if s in units:
+                    return s
+                return _Invalid("未知的监管单位 / unknown unit", s)
+
+            unit_codes = self._arrow_map(rej, column("supervising_unit"), "supervising_unit", unit)
+        else:
+            unit_codes = pa.nulls(n, pa.string())
+
+        if self.present("category_codes"):
+            cats = self._arrow_map(
+                rej, column("category_codes"), "category_codes", self._parse_cats, cache="cats"
+            )
+            cats = pc.if_else(pc.is_null(cats), pa.scalar("{}"), cats)
+        else:
+            cats = pa.array(["{}"] * n, pa.string())
+
+        sizes = self._arrow_map(rej, column("size"), "size", self._enum_fn("size", None))
+        channels = self._arrow_map(
+            rej, column("channel"), "channel", self._enum_fn("channel", None)
+        )
+        if self.present("status"):
+            statuses = self._arrow_map(
+                rej, column("status"), "status", self._enum_fn("status", "存续")
+            )
+        else:
+            statuses = pa.array(["存续"] * n, pa.string())
+
+        if self.present("registration_date"):
+
+            def as_date(v: str) -> Any:
+                d = _date_text(v)
+                return None if d == NULL else d
+
+            dates = self._arrow_map(
+                rej, column("registration_date"), "registration_date", as_date, cache="adates"
+            )
+        else:
+            dates = pa.nulls(n, pa.string())
+
+        out = pa.table(
+            [
+                codes,
+                names,
+                entity_types,
+                regs,
+                addresses,
+                unit_codes,
+                cats,
+                sizes,
+                channels,
+                statuses,
+                dates,
+            ],
+            names=list(STAGE_COLUMNS),
+        )
+        return out, np.flatnonzero(~rej.bad), rej
+
+    def _enum_fn(self, name: str, default: str | None) -> Callable[[str], Any]:
+        choices = {"entity_type": ENTITY_TYPES, "size": SIZES, "channel": CHANNELS}.get(
+            name, STATUSES
+        )
+        allowed = " / ".join(sorted(CANONICAL[name]))
+
+        def m(raw: str) -> Any:
+            v = raw.strip()
+            if not v:
+                return default if default is not None else _Invalid("必填 / required")
+            hit = choices.get(v) or choices.get(v.lower())
+            if hit is None:
+                return _Invalid(f"应为 {allowed} 之一 / must be one of {allowed}")
+            return hit
+
+        return m
+
+    def _parse_cats(self, v: str) -> Any:
+        parts = [p for p in _SPLIT.split(v.strip()) if p]
+        unknown = [p for p in parts if p not in self.categories]
+        if unknown:
+            return _Invalid(f"未知的产品类别 / unknown category: {', '.join(unknown[:5])}")
+        return "{" + ",".join(dict.fromkeys(parts)) + "}"
+
+    def _arrow_map(
+        self,
+        rej: Rejections,
+        col: Any,
+        name: str,
+        fn: Callable[[str], Any],
+        *,
+        cache: str | None = None,
+    ) -> Any:
+        """``fn`` once per distinct value of ``col``; an :class:`_Invalid` result rejects the
+        rows holding that value (the cell is reported as the file has it, unless the result
+        names another value) and leaves a null."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        uniques = pc.unique(col)
+        distinct = uniques.to_pylist()
+        memo = self._caches.setdefault("arrow:" + (cache or name), {})
+        results = [memo[v] if v in memo else memo.setdefault(v, fn(v)) for v in distinct]
+        if results == distinct:
+            return col  # the usual case: every value is already valid and canonical
+        invalid = np.fromiter((isinstance(r, _Invalid) for r in results), dtype=bool)
+        indices = pc.index_in(col, value_set=uniques)
+        idx = indices.to_numpy()
+        if invalid.any():
+            for i in np.flatnonzero(invalid[idx]).tolist():
+                r = results[idx[i]]
+                value = distinct[idx[i]] if r.value is _RAW else r.value
+                rej.add(i, name, value, r.reason)
+        values = [None if isinstance(r, _Invalid) else r for r in results]
+        return pa.array(values, pa.string()).take(indices)
+
+
+# every character ``str.isspace`` knows (a test keeps this in step with Python)
+WHITESPACE_CHARS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_WHITESPACE_ARRAY: Any = None  # an Arrow array of WHITESPACE_CHARS, made on first use
+
+
+def _arrow_strip(col: Any) -> Any:
+    """``str.strip`` over an Arrow string column (a regular-expression scan first: usually
+    there is nothing to trim)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    global _WHITESPACE_ARRAY
+    if _WHITESPACE_ARRAY is None:
+        _WHITESPACE_ARRAY = pa.array(list(WHITESPACE_CHARS), pa.string())
+    ends = pc.or_(
+        pc.is_in(pc.utf8_slice_codeunits(col, 0, 1), value_set=_WHITESPACE_ARRAY),
+        pc.is_in(pc.utf8_slice_codeunits(col, -1, None), value_set=_WHITESPACE_ARRAY),
+    )
+    if not pc.any(ends).as_py():
+        return col
+    return pa.array(strip_column(col.to_pylist()), pa.string())
+
+
+def _arrow_text_checks(rej: Rejections, col: Any, name: str) -> None:
+    """Personal ID or mobile numbers and control characters in a free-text column: Arrow's
+    regular-expression kernels find the candidate cells, Python's patterns decide."""
+    import pyarrow.compute as pc
+
+    hits = pc.match_substring_regex(col, "[0-9]{11}")
+    if pc.any(hits).as_py():
+        for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)).tolist():
+            v = str(col[i].as_py())
+            if PERSONAL_DATA_RE.search(v):
+                rej.add(i, name, v, PERSONAL_DATA_REASON)
+    # control characters are single bytes below 0x20 (or 0x7f) in UTF-8: scan the bytes first
+    chunks = col.chunks if hasattr(col, "chunks") else [col]
+    if any(_has_control_bytes(c) for c in chunks):
+        hits = pc.match_substring_regex(col, "[\\x00-\\x1f\\x7f]")
+        for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)).tolist():
+            rej.add(i, name, str(col[i].as_py()), "含控制字符 / contains control characters")
+
+
+def _has_control_bytes(arr: Any) -> bool:
+    n = len(arr)
+    if n == 0:
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    if offsets[-1] == offsets[0]:
+        return False
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return bool(((data < 0x20) | (data == 0x7F)).any())
+
+
+def _uscc_keys(chars: np.ndarray) -> list[np.ndarray]:
+    """Sort keys (most significant first) of 18-byte codes: bytes 1–8, 9–16, 17–18."""
+    return [
+        np.ascontiguousarray(chars[:, :8]).view(">u8").ravel(),
+        np.ascontiguousarray(chars[:, 8:16]).view(">u8").ravel(),
+        np.ascontiguousarray(chars[:, 16:]).view(">u2").ravel(),
+    ]
+
+
+def _first_occurrences(codes: Any) -> np.ndarray:
+    """For each row, the row where its code first appears (its own row when it is first)."""
+    import pyarrow.compute as pc
+
+    n = len(codes)
+    chars = _fixed_width_ascii(codes, 18)
+    if chars is None:  # codes of other lengths: a dictionary over the distinct codes
+        idx = pc.dictionary_encode(codes).indices.to_numpy()
+        _, first_of = np.unique(idx, return_index=True)
+        return np.asarray(first_of[idx])
+    keys = _uscc_keys(chars)
+    order = np.lexsort(keys[::-1])  # stable: equal codes stay in row order
+    starts = np.ones(n, dtype=bool)
+    if n > 1:
+        same = np.ones(n - 1, dtype=bool)
+        for k in keys:
+            ks = k[order]
+            same &= ks[1:] == ks[:-1]
+        starts[1:] = ~same
+    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))]
+    firsts = np.empty(n, dtype=np.int64)
+    firsts[order] = group_first
+    return firsts
+
+
+def uscc_order(codes: Any) -> np.ndarray | None:
+    """The permutation that sorts an Arrow column of 18-character codes, or ``None``."""
+    chars = _fixed_width_ascii(codes.combine_chunks() if hasattr(codes, "chunks") else codes, 18)
+    if chars is None:
+        return None
+    return np.lexsort(_uscc_keys(chars)[::-1])
+
+
+def _fixed_width_ascii(col: Any, width: int) -> np.ndarray | None:
+    """The cells of an Arrow string column as an (n, width) byte matrix when every cell is
+    exactly ``width`` ASCII letters and digits; otherwise ``None``."""
+    n = len(col)
+    if col.null_count or n == 0:
+        return None
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset : col.offset + n + 1]
+    if offsets[-1] - offsets[0] != width * n or not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if not _ALNUM[data].all():
+        return None
+    return data.reshape(n, width)
+
+
+_ALNUM = np.zeros(256, dtype=bool)
+for _c in b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
+    _ALNUM[_c] = True
+
 
 def _date_text(value: str) -> Any:
     """An ISO date for COPY, NULL for an empty cell, or the reason it is no date."""
@@ -831,6 +1187,119 @@ async def _bulk_begin(driver: Any, expected_new: int, min_rows: int) -> list[str
     return [r["restore"] for r in rows]
 
 
+async def _load_columns(
+    driver: Any,
+    validator: EnterpriseValidator,
+    columns: Any,
+    first_number: int,
+    *,
+    totals: _Totals,
+    report_id: int,
+    stage: str,
+    savepoint: Any,
+    bulk_min_rows: int,
+    progress: Progress | None,
+    size: int,
+) -> tuple[bool, int, list[str] | None]:
+    """The whole-column path: validate the file at once, then COPY the accepted rows (CSV
+    rendered by Arrow) into the stage, or, on the bulk-load path, the new ones straight into
+    ``enterprises`` in ``uscc`` order. Returns (failed, rows staged, DDL to restore)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows, keep, rej = await asyncio.to_thread(validator.validate_table, columns, first_number)
+    totals.rows = columns.num_rows
+    totals.rejected = rej.rows
+    if progress is not None:
+        progress(size // 2, size, totals.rows)
+    failed = False
+    if rej.items and savepoint is not None:
+        failed = True
+        await savepoint.rollback()
+    await _write_rejections(driver, report_id, rej)
+    staged = 0
+    restore = None
+    if failed or keep.size == 0:
+        return failed, staged, restore
+    codes = rows.column("uscc").take(keep)
+    sample = codes.slice(0, CHUNK_ROWS).to_pylist()
+    old_sample = await _existing(driver, sample)
+    expected_new = int(keep.size * (1 - len(old_sample) / len(sample)))
+    restore = await _bulk_begin(driver, expected_new, bulk_min_rows)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None:
+            progress(size // 2 + size * done // (2 * keep.size), size, totals.rows)
+
+    if restore is None:
+        staged = await _copy_table(driver, stage, rows, keep, advance)
+        return failed, staged, restore
+    # bulk: new codes go straight into the table, known ones to the stage
+    if await driver.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises)"):
+        known: list[str] = []
+        for start in range(0, len(codes), CHUNK_ROWS):
+            known += await _existing(driver, codes.slice(start, CHUNK_ROWS).to_pylist())
+        is_old = pc.is_in(codes, value_set=pa.array(known, pa.string()))
+        is_old = is_old.to_numpy(zero_copy_only=False)
+        staged = await _copy_table(driver, stage, rows, keep[is_old], advance)
+        keep, codes = keep[~is_old], codes.filter(pa.array(~is_old))
+    # in uscc order the primary key's B-tree only ever grows at its right edge
+    order = await asyncio.to_thread(uscc_order, codes)
+    if order is not None:
+        keep = keep[order]
+    totals.inserted += await _copy_table(driver, "enterprises", rows, keep, advance)
+    return failed, staged, restore
+
+
+async def _copy_table(
+    driver: Any,
+    table: str,
+    rows: Any,
+    indices: np.ndarray,
+    advance: Callable[[int], None],
+    *,
+    batch: int = 65_536,
+) -> int:
+    """COPY the rows at ``indices`` (in that order) of an Arrow table (STAGE_COLUMNS) into
+    ``table`` as CSV rendered by Arrow, a batch at a time: the next batch is rendered in a
+    worker thread while the server takes the current one. Returns the row count."""
+    import io
+
+    import pyarrow.csv as pacsv
+
+    if indices.size == 0:
+        return 0
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def render(start: int) -> tuple[int, bytes]:
+        part = rows.take(indices[start : start + batch])
+        buf = io.BytesIO()
+        pacsv.write_csv(part, buf, write_options=options)
+        return part.num_rows, buf.getvalue()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        starts = range(0, indices.size, batch)
+        ahead = asyncio.ensure_future(asyncio.to_thread(render, 0))
+        try:
+            for start in starts:
+                count, data = await ahead
+                if start + batch < indices.size:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(render, start + batch))
+                yield data
+                advance(count)
+        finally:
+            if not ahead.done():
+                await asyncio.wait([ahead])
+
+    status = await driver.copy_to_table(
+        table, source=pieces(), columns=list(STAGE_COLUMNS), format="csv"
+    )
+    return int(status.split()[-1])
+
+
 async def import_enterprises(
     session: AsyncSession,
     *,
@@ -841,13 +1310,23 @@ async def import_enterprises(
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
     bulk_min_rows: int | None = None,
+    fast: bool = True,
 ) -> DirectoryImport:
     """Validate ``f`` and upsert its valid rows by ``uscc`` in the caller's transaction.
 
     Raises :class:`~qsampling.directory.files.FileProblem` (422) for a file that cannot be
     read as a whole; otherwise returns the stored report (see the module docstring).
-    ``bulk_min_rows`` overrides :data:`BULK_MIN_ROWS` (tests)."""
+    ``bulk_min_rows`` overrides :data:`BULK_MIN_ROWS` (tests); ``fast=False`` reads a regular
+    CSV row by row as an irregular one is (tests compare both readers)."""
     sniffed, table = await _open(f)
+    columns = None
+    if fast:
+        columns = await asyncio.to_thread(
+            read_columns, f, sniffed, len(table.header), table.header_number
+        )
+        if columns is None and sniffed.format == "csv":  # the file was read past the header
+            table.close()
+            table = await asyncio.to_thread(open_table, f, sniffed)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cycle collector only costs
     try:
@@ -885,61 +1364,78 @@ async def import_enterprises(
         staged = 0
         restore: list[str] | None = None
         was_empty = False
-        chunks = table.chunks(chunk_rows)
+        if columns is not None:
+            table.close()
+            failed, staged, restore = await _load_columns(
+                driver,
+                validator,
+                columns,
+                table.header_number + 1,
+                totals=totals,
+                report_id=report.id,
+                stage=stage,
+                savepoint=savepoint,
+                bulk_min_rows=BULK_MIN_ROWS if bulk_min_rows is None else bulk_min_rows,
+                progress=progress,
+                size=sniffed.size,
+            )
+            del columns
+        else:
+            chunks = table.chunks(chunk_rows)
 
-        def next_chunk() -> Chunk | None:
-            got = next(chunks, None)
-            return None if got is None else validator.validate(*got)
+            def next_chunk() -> Chunk | None:
+                got = next(chunks, None)
+                return None if got is None else validator.validate(*got)
 
-        pending = asyncio.create_task(asyncio.to_thread(next_chunk))
-        try:
-            while True:
-                chunk = await pending
-                if chunk is None:
-                    break
-                pending = asyncio.create_task(asyncio.to_thread(next_chunk))
-                if totals.rows == 0 and chunk.codes:
-                    old = await _existing(driver, chunk.codes)
-                    new_share = 1 - len(old) / len(chunk.codes)
-                    expected_new = int(_expected_rows(table, chunk.size) * new_share)
-                    restore = await _bulk_begin(
-                        driver,
-                        expected_new,
-                        BULK_MIN_ROWS if bulk_min_rows is None else bulk_min_rows,
-                    )
-                    # under the exclusive lock an empty table only gets our rows
-                    was_empty = restore is not None and not await driver.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM enterprises)"
-                    )
-                totals.rows += chunk.size
-                totals.rejected += chunk.rejections.rows
-                if strict and chunk.rejections.items and not failed:
-                    failed = True
-                    assert savepoint is not None
-                    await savepoint.rollback()  # also brings back anything dropped
-                await _write_rejections(driver, report.id, chunk.rejections)
-                if failed or not chunk.lines:
-                    pass
-                elif restore is not None:
-                    # bulk: new codes go straight into the table, known ones to the stage
-                    old = set() if was_empty else await _existing(driver, chunk.codes)
-                    if old:
-                        is_old = list(map(old.__contains__, chunk.codes))
-                        pairs = list(zip(chunk.lines, is_old, strict=True))
-                        staged += await _copy_lines(driver, stage, [ln for ln, o in pairs if o])
-                        new_lines = [ln for ln, o in pairs if not o]
+            pending = asyncio.create_task(asyncio.to_thread(next_chunk))
+            try:
+                while True:
+                    chunk = await pending
+                    if chunk is None:
+                        break
+                    pending = asyncio.create_task(asyncio.to_thread(next_chunk))
+                    if totals.rows == 0 and chunk.codes:
+                        old = await _existing(driver, chunk.codes)
+                        new_share = 1 - len(old) / len(chunk.codes)
+                        expected_new = int(_expected_rows(table, chunk.size) * new_share)
+                        restore = await _bulk_begin(
+                            driver,
+                            expected_new,
+                            BULK_MIN_ROWS if bulk_min_rows is None else bulk_min_rows,
+                        )
+                        # under the exclusive lock an empty table only gets our rows
+                        was_empty = restore is not None and not await driver.fetchval(
+                            "SELECT EXISTS (SELECT 1 FROM enterprises)"
+                        )
+                    totals.rows += chunk.size
+                    totals.rejected += chunk.rejections.rows
+                    if strict and chunk.rejections.items and not failed:
+                        failed = True
+                        assert savepoint is not None
+                        await savepoint.rollback()  # also brings back anything dropped
+                    await _write_rejections(driver, report.id, chunk.rejections)
+                    if failed or not chunk.lines:
+                        pass
+                    elif restore is not None:
+                        # bulk: new codes go straight into the table, known ones to the stage
+                        old = set() if was_empty else await _existing(driver, chunk.codes)
+                        if old:
+                            is_old = list(map(old.__contains__, chunk.codes))
+                            pairs = list(zip(chunk.lines, is_old, strict=True))
+                            staged += await _copy_lines(driver, stage, [ln for ln, o in pairs if o])
+                            new_lines = [ln for ln, o in pairs if not o]
+                        else:
+                            new_lines = chunk.lines
+                        if new_lines:
+                            new_lines.sort()  # by uscc (each line starts with it): B-tree locality
+                            totals.inserted += await _copy_lines(driver, "enterprises", new_lines)
                     else:
-                        new_lines = chunk.lines
-                    if new_lines:
-                        new_lines.sort()  # by uscc (each line starts with it): B-tree locality
-                        totals.inserted += await _copy_lines(driver, "enterprises", new_lines)
-                else:
-                    staged += await _copy_lines(driver, stage, chunk.lines)
-                if progress is not None:
-                    progress(table.position(), table.size, totals.rows)
-        finally:
-            if not pending.done():  # an error above: let the reader thread finish its chunk
-                await asyncio.wait([pending])
+                        staged += await _copy_lines(driver, stage, chunk.lines)
+                    if progress is not None:
+                        progress(table.position(), table.size, totals.rows)
+            finally:
+                if not pending.done():  # an error above: let the reader thread finish its chunk
+                    await asyncio.wait([pending])
         if not failed:
             if staged:
                 await driver.execute(f'ANALYZE "{stage}"')
