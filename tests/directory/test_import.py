@@ -32,6 +32,15 @@ from tests.directory.conftest import (
 pytestmark = pytest.mark.usefixtures("reference")
 
 
+@pytest.fixture(autouse=True, params=["columns", "rows"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both readers: regular CSV files normally take the whole-column
+    reader (Arrow); with "rows" they go through the row reader that irregular files take."""
+    if request.param == "rows":
+        monkeypatch.setattr(importer, "read_columns", lambda *a, **k: None)
+    return str(request.param)
+
+
 async def run(
     session: AsyncSession, data: bytes, *, strict: bool = False, **kw: object
 ) -> importer.DirectoryImport:

@@ -389,10 +389,14 @@ def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int)
         raw = raw[len(codecs.BOM_UTF8) :]
     if b'"' in raw:
         return None
-    # a row of empty cells only (the row reader skips it as blank but counts it)
+    # blank rows (empty lines, or empty cells only): the row reader skips them but counts them
     empty = b"," * (width - 1)
-    if raw.endswith((b"\n" + empty, b"\r" + empty)) or any(
-        lead + empty + trail in raw for lead in (b"\n", b"\r") for trail in (b"\n", b"\r")
+    if (
+        b"\n\n" in raw
+        or b"\n\r" in raw
+        or b"\r\r" in raw
+        or raw.endswith((b"\n" + empty, b"\r" + empty))
+        or any(lead + empty + end in raw for lead in (b"\n", b"\r") for end in (b"\n", b"\r"))
     ):
         return None
     irregular: list[int] = []
