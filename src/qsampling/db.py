@@ -9,12 +9,13 @@ One ``AsyncSession`` per request; the request dependency commits or rolls back o
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -126,14 +127,20 @@ def resolve_database_url(settings: Settings) -> str:
     return _libpq_to_asyncpg(uri, EMBEDDED_DB_NAME)
 
 
+# A pooled connection idle longer than this is pinged before it is handed out. Busy
+# connections are not: a ping costs a round trip on every request, and a connection that
+# worked a moment ago and then fails (the server restarted) is answered with 503 once and
+# makes SQLAlchemy discard the whole pool, so the next request connects afresh.
+IDLE_PING_SECONDS = 5.0
+
+
 def create_engine(
     url: str, *, pool_size: int = 10, max_overflow: int = 10, **kw: Any
 ) -> AsyncEngine:
-    return _create_async_engine(
+    engine = _create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_timeout=10,
         connect_args={
             "server_settings": {"application_name": "qsampling", "timezone": "UTC"},
@@ -142,6 +149,27 @@ def create_engine(
         },
         **kw,
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """``pool_pre_ping`` for connections that sat idle, not for those in constant use."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        record.info["qs_last_used"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        last = record.info.get("qs_last_used")
+        if last is None or time.monotonic() - last < IDLE_PING_SECONDS:
+            return  # new (just connected) or recently used
+        try:
+            dbapi_conn.ping()
+        except Exception as e:  # noqa: BLE001 - any failure means: reconnect
+            # the pool discards this connection and checks out another (or connects)
+            raise exc.DisconnectionError(f"idle connection failed its ping: {e}") from e
 
 
 def make_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmaker[AsyncSession]:
