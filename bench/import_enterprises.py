@@ -275,9 +275,11 @@ def cli_import(url: str, path: Path) -> tuple[float, str]:
 
 
 def validate_only(path: Path) -> float:
+    """Sniff, read and validate as the importer does (whole columns for a regular CSV, rows
+    otherwise), without a database."""
     import gc
 
-    from qsampling.directory.files import map_header, open_table, sniff
+    from qsampling.directory.files import map_header, open_table, read_columns, sniff
     from qsampling.directory.importer import (
         ENTERPRISE_ALIASES,
         ENTERPRISE_REQUIRED,
@@ -316,8 +318,13 @@ def validate_only(path: Path) -> float:
                 "01.01.01",
             },
         )
-        for numbers, rows in table.chunks():
-            v.validate(numbers, rows)
+        columns = read_columns(fh, sniffed, len(table.header), table.header_number)
+        if columns is not None:
+            v.validate_table(columns, table.header_number + 1)
+        else:
+            table = open_table(fh, sniffed)
+            for numbers, rows in table.chunks():
+                v.validate(numbers, rows)
     elapsed = time.perf_counter() - t0
     gc.enable()
     return elapsed

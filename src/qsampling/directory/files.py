@@ -364,7 +364,7 @@ def columns_of(
 
 # --- whole columns (the fast path for large, regular CSV files) ------------------------------
 
-FAST_MAX_BYTES = 1 << 30  # the file is held in memory once: beyond this, stream it
+FAST_MAX_BYTES = 256 << 20  # held in memory (≈ 5× its size at the peak): beyond, stream it
 
 
 def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int) -> Any:
