@@ -27,7 +27,7 @@ from qsampling.config import Settings, get_settings
 from qsampling.context import reset_request_id, set_request_id
 from qsampling.db import create_engine, make_sessionmaker, resolve_database_url, schema_status
 from qsampling.errors import QSamplingError
-from qsampling.responses import error_body
+from qsampling.responses import ERROR_DESCRIPTIONS, error_body
 
 log = logging.getLogger("qsampling")
 
@@ -183,6 +183,26 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _invalid_value(exc: BaseException) -> str | None:
+    """The database's complaint when ``exc`` is a data error (SQLSTATE class 22: out of
+    range, NUL in text, invalid encoding …) or asyncpg refusing to encode an argument."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, asyncpg_errors.DataError) and not isinstance(
+            e, asyncpg_errors.DivisionByZeroError
+        ):
+            msg = str(e).split("\n")[0]
+            return msg[:200]
+        orig = getattr(e, "orig", None)
+        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
+    return None
+
+
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -216,6 +236,11 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         code = codes.get(exc.status_code, f"HTTP{exc.status_code}")
         detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = (
+                "The request body could not be parsed (not valid JSON, not UTF-8, or a broken "
+                "form). 请求体无法解析。"
+            )
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No such resource: {request.url.path}. 资源不存在。"
         if exc.status_code == 413:
@@ -228,6 +253,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        bad_value = _invalid_value(exc)
+        if bad_value is not None:
+            # a value the client sent that PostgreSQL cannot take (a number beyond 64 bits,
+            # a NUL character in text …): the client's mistake, not ours
+            log.warning("value refused by the database: %s", bad_value)
+            return _json(
+                422,
+                {
+                    "error": "InvalidValue",
+                    "detail": "A value in the request is out of range or is not valid text "
+                    f"({bad_value}). 输入值超出范围或含有无效字符。",
+                },
+            )
         if _is_db_unavailable(exc):
             log.warning("database unavailable: %s", exc)
             return _json(
@@ -365,7 +403,31 @@ def create_app(
     app.include_router(health_router)
     for r in _routers():
         app.include_router(r)
+    _document_body_errors(app)
     return app
+
+
+def _document_body_errors(app: FastAPI) -> None:
+    """Every operation that takes a body may answer 400 (the body cannot be parsed: not
+    JSON, not UTF-8, a broken multipart form) and 413 (over the size limit): say so in the
+    OpenAPI document instead of repeating it on every route."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = original()
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for item in doc.get("paths", {}).values():
+            for op in item.values():
+                if isinstance(op, dict) and "requestBody" in op:
+                    for code in (400, 413):
+                        op["responses"].setdefault(
+                            str(code), {"description": ERROR_DESCRIPTIONS[code], "content": ref}
+                        )
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _routers() -> list[Any]:

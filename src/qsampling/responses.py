@@ -27,7 +27,7 @@ class ErrorBody(BaseModel):
     )
 
 
-_DESCRIPTIONS = {
+ERROR_DESCRIPTIONS = {
     400: "Bad request / 请求错误",
     401: "Not signed in or token invalid / 未登录或令牌无效",
     403: "Role not allowed / 无权限",
@@ -41,7 +41,9 @@ _DESCRIPTIONS = {
 
 
 def errors_for(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS.get(c, "Error")} for c in codes}
+    return {
+        c: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS.get(c, "Error")} for c in codes
+    }
 
 
 def error_body(err: QSamplingError) -> dict[str, Any]:

@@ -139,6 +139,35 @@ async def test_nul_characters_in_text_are_a_4xx_not_a_database_error(
     assert_error(r, 422)
 
 
+async def test_nul_characters_in_query_filters_are_a_4xx_not_a_database_error(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    h = await login("supervisor")
+    r = await client.get("/api/v1/tasks", params={"inspector_id": "I\u0000D"}, headers=h)
+    body = assert_error(r, 422)
+    assert "NUL" in body["detail"] or "0x00" in body["detail"] or "invalid" in body["detail"]
+
+
+async def test_unparseable_bodies_are_400_and_documented_so(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    h = await login("supervisor")
+    r = await client.post(
+        "/api/v1/regions",
+        content=b"k\xff\x00d\x1f{",
+        headers={**h, "Content-Type": "application/json"},
+    )
+    if r.status_code == 400:
+        assert "请求体无法解析" in assert_error(r, 400)["detail"]
+    else:
+        assert_error(r, 422)
+    doc = (await client.get("/openapi.json")).json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if "requestBody" in op:
+                assert {"400", "413"} <= set(op["responses"]), (method, path)
+
+
 async def test_json_body_that_is_not_an_object_is_a_4xx(
     client: httpx.AsyncClient, login: Login
 ) -> None:
@@ -309,6 +338,8 @@ LISTS = [
     "/api/v1/tasks",
     "/api/v1/audit",
     "/api/v1/credit/abnormal-list",
+    "/api/v1/credit/serious-list",
+    "/api/v1/feeds/joint-punishment.csv",
     "/api/v1/penalties",
     "/api/v1/public/enterprises",
     "/api/v1/public/results",
@@ -328,7 +359,8 @@ async def test_huge_or_nonsense_page_sizes_are_422(
 
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize(
-    "cursor", ["!!!", "eyJ4IjogMX0", "null", "\u0000", "A" * 512, "' OR 1=1 --", "-1"]
+    "cursor",
+    ["!!!", "eyJ4IjogMX0", "null", "\u0000", "A" * 512, "' OR 1=1 --", "-1", str(2**63), "9" * 30],
 )
 async def test_malformed_cursors_are_a_4xx(
     client: httpx.AsyncClient, login: Login, path: str, cursor: str

@@ -62,7 +62,9 @@ Decider = Annotated[Actor, Depends(require("admin", "supervisor"))]
 PolicyAdmin = Annotated[Actor, Depends(require("admin"))]
 Partner = Annotated[Actor, Depends(require("partner", "admin"))]
 
-Cursor = Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")]
+Cursor = Annotated[
+    int | None, Query(ge=1, le=2**63 - 1, description="next_cursor of the previous page")
+]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
