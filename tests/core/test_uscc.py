@@ -284,6 +284,42 @@ def test_validate_many_across_chunks() -> None:
     assert (uscc.validate_many(codes, strict=True) == expected).all()
 
 
+@given(st.lists(any_codes, max_size=40))
+@settings(max_examples=200)
+def test_validate_bytes_agrees_with_stdnum(codes: list[str]) -> None:
+    """The byte-matrix path (what the bulk import has for cells of 18 bytes): final where it
+    says ``plain``, and then it agrees with python-stdnum."""
+    raw = [c.encode("utf-8") for c in codes]
+    fixed = [(c, r) for c, r in zip(codes, raw, strict=True) if len(r) == 18]
+    chars = np.frombuffer(b"".join(r for _, r in fixed), dtype=np.uint8).reshape(-1, 18)
+    for strict in (False, True):
+        valid, plain = uscc.validate_bytes(chars, strict=strict)
+        for (code, _), v, p in zip(fixed, valid.tolist(), plain.tolist(), strict=True):
+            assert p == (code.isascii() and code.isalnum())
+            if p:
+                expected = (
+                    uscc.invalid_reason(code, strict=True) is None if strict else reference(code)
+                )
+                assert v == expected
+
+
+def test_validate_bytes_across_chunks() -> None:
+    rng = random.Random(20260102)
+    n = 70_000  # crosses an internal chunk boundary (65 536)
+    codes = [uscc.generate(rng, region_code="350102") for _ in range(n)]
+    expected = np.ones(n, dtype=bool)
+    for i in range(0, n, 7):
+        codes[i] = codes[i][:17] + uscc.ALPHABET[(uscc.ALPHABET.index(codes[i][17]) + 1) % 31]
+        expected[i] = False
+    codes[1] = codes[1].lower()  # lower case is accepted, as python-stdnum upper-cases
+    chars = np.frombuffer("".join(codes).encode(), dtype=np.uint8).reshape(n, 18)
+    valid, plain = uscc.validate_bytes(chars)
+    assert plain.all() and (valid == expected).all()
+    assert [reference(c) for c in codes[:50]] == valid[:50].tolist()
+    with pytest.raises(ValueError, match="18"):
+        uscc.validate_bytes(chars[:, :17])
+
+
 # -- generate ------------------------------------------------------------------------------
 
 

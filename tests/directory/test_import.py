@@ -393,6 +393,19 @@ async def test_bulk_path_restores_every_index_and_key(session) -> None:
     assert (report.inserted, report.updated, report.unchanged, report.rejected) == (37, 1, 1, 1)
     assert await _schema(session) == schema
     assert await count(session) == 39
+    valid, check_xmin = (
+        await session.execute(
+            text(
+                "SELECT indisvalid AND indisready, indcheckxmin FROM pg_index "
+                "WHERE indexrelid = 'ix_enterprises_name_trgm'::regclass"
+            )
+        )
+    ).one()
+    assert valid
+    if check_xmin:
+        # rebuilt over a table with HOT-updated rows (which depends on where earlier rows
+        # landed in its pages): PostgreSQL lets only later transactions use the index
+        return
     await session.execute(text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(
         (

@@ -51,6 +51,8 @@ def messy_rows() -> list[dict[str, str]]:
         row(31, uscc="91350102MA2YI0000X"),
         row(32, address="", name="\u3000全角空格\u3000"),
         row(33, uscc=code(33, kind="cooperative"), entity_type=""),
+        row(34, name='带"引号"的企业', address="五四路1号, 2层"),
+        row(35, address="两行\n地址"),
     ]
 
 
@@ -110,7 +112,10 @@ def test_whole_column_reader_without_optional_columns() -> None:
     ("data", "takes"),
     [
         (csv_text([row(1), row(2)]), True),
-        (csv_text([row(1), row(2, name='引号"企业')]), False),  # quoting: the row reader
+        (csv_text([row(1), row(2, address="五四路1号, 2层")]), True),  # well-formed quotes
+        (csv_text([row(1)]) + f'{code(2)},"引号"企业,,350102,,,,small,production,,\r\n', False),
+        (csv_text([row(1)]) + f'{code(2)},"未闭合,,350102,,,,small,production,,\r\n', False),
+        (csv_text([row(1)]) + f'{code(2)},中间"引号,,350102,,,,small,production,,\r\n', False),
         (csv_text([row(1)]) + "\r\n" + csv_text([row(2)]).split("\r\n", 1)[1], False),
         (csv_text([row(1)]) + ",,,,,,,,,,\r\n", False),  # a blank row
         (csv_text([row(1)]) + f"{code(3)},短行企业,,350102\r\n", False),  # a short row

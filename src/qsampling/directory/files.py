@@ -371,9 +371,9 @@ def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int)
     """The data rows of a regular CSV as whole columns (a ``pyarrow.Table`` of strings named
     ``c0`` … ``c{width-1}``), parsed by Arrow's multi-threaded C++ reader, or ``None`` when
     the file needs the row reader above: not CSV, larger than :data:`FAST_MAX_BYTES`, blank
-    lines before the header, any quote character (the row reader's strict quoting rules decide
-    what a malformed quote means), blank rows (they are skipped but still numbered) or rows
-    with another number of cells than the header. Row ``i`` of the result is file row
+    lines before the header, a quote that is not plainly well-formed (the row reader's strict
+    rules then decide what it means), blank rows (they are skipped but still numbered) or
+    rows with another number of cells than the header. Row ``i`` of the result is file row
     ``header_number + 1 + i``."""
     if sniffed.format != "csv" or sniffed.size > FAST_MAX_BYTES or header_number != 1 or width < 2:
         return None
@@ -387,8 +387,9 @@ def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int)
         raw = raw.decode("gb18030").encode("utf-8")
     elif raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
-    if b'"' in raw:
-        return None
+    quoted = b'"' in raw
+    if quoted and (b'"' in raw[: raw.find(b"\n")] or not _well_quoted(raw)):
+        return None  # (a quoted header: Arrow's skip_rows could count its lines otherwise)
     # blank rows (empty lines, or empty cells only): the row reader skips them but counts them
     empty = b"," * (width - 1)
     if (
@@ -413,7 +414,10 @@ def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int)
                 column_names=names, skip_rows=header_number, block_size=8 << 20
             ),
             parse_options=pacsv.ParseOptions(
-                quote_char=False, ignore_empty_lines=False, invalid_row_handler=odd_row
+                quote_char='"' if quoted else False,
+                newlines_in_values=quoted,
+                ignore_empty_lines=False,
+                invalid_row_handler=odd_row,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
@@ -427,3 +431,29 @@ def read_columns(f: IO[bytes], sniffed: Sniffed, width: int, header_number: int)
     if irregular or table.num_rows == 0:
         return None
     return table
+
+
+def _well_quoted(raw: bytes) -> bool:
+    """Whether every double quote in ``raw`` sits where RFC 4180 puts it, checked on all
+    quotes at once. Counting from the start, the 1st, 3rd … quote opens a field (after a
+    comma, a line end or at the start) or is the second of a doubled pair (right after the
+    first); the 2nd, 4th … closes a field (before a comma, a line end or the end) or is the
+    first of a pair (right before a quote). Anything else (``"a"b``, ``a"b``, an unterminated
+    field) is left to the row reader, whose strict rules refuse or read it."""
+    import numpy as np
+
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    at = np.flatnonzero(buf == ord('"'))
+    if at.size % 2:
+        return False
+    line_end = ord("\n")
+    prev = np.where(at > 0, buf[np.maximum(at - 1, 0)], line_end)
+    nxt = np.where(at + 1 < buf.size, buf[np.minimum(at + 1, buf.size - 1)], line_end)
+    opening, closing = at[0::2], at[1::2]
+    seps = np.frombuffer(b",\r\n", dtype=np.uint8)
+    # an opening quote right after the previous (closing) quote is the second of a pair
+    paired = np.zeros(opening.size, dtype=bool)
+    paired[1:] = opening[1:] == closing[:-1] + 1
+    opens_ok = np.isin(prev[0::2], seps) | paired
+    closes_ok = np.isin(nxt[1::2], seps) | (nxt[1::2] == ord('"'))
+    return bool(opens_ok.all() and closes_ok.all())
