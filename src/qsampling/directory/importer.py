@@ -20,6 +20,15 @@ How an enterprise file goes in (``import_enterprises``):
    written at all, so importing the same file again changes nothing (0 inserted, 0 updated).
    When the file brings many new enterprises (at least :data:`BULK_MIN_ROWS`, and a quarter
    of the table), the bulk-load path is taken instead: see :func:`_bulk_begin`.
+   A regular CSV (up to :data:`~qsampling.directory.files.FAST_MAX_BYTES`: no blank rows,
+   every row as wide as the header, quotes only where RFC 4180 puts them) takes the
+   whole-column path instead (:meth:`EnterpriseValidator.validate_table`): Arrow's C++
+   reader parses it into columns on all cores, the same rules run as Arrow kernels over
+   whole columns (USCCs as an 18-byte matrix through
+   :func:`qsampling.core.uscc.validate_bytes`, duplicates by one sort of those bytes), and
+   the accepted rows go to COPY as CSV rendered by Arrow, new ones in ``uscc`` order so the
+   primary key only grows at its right edge. Both paths give the same report and rows (a
+   test runs every rule through both); anything irregular takes the row path.
 4. Everything happens in the caller's single transaction. In strict mode the first error
    rolls the directory changes back to a savepoint and the rest of the file is only
    validated: nothing is stored, but the report lists every problem.
