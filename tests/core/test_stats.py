@@ -796,3 +796,48 @@ def test_public_functions_cite_their_method() -> None:
         if callable(obj) and not isinstance(obj, type):
             doc = obj.__doc__ or ""
             assert any(ch.isdigit() for ch in doc), f"{name} docstring lacks a reference"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # group
+            st.integers(0, 2),  # stratum
+            st.booleans(),  # passed
+            st.integers(1, 40),  # how many identical batches the row stands for
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    known_sizes=st.booleans(),
+)
+def test_weighted_estimate_with_counts_equals_the_expanded_rows(
+    rows: list[tuple[int, int, bool, int]], known_sizes: bool
+) -> None:
+    """The service passes GROUP BY counts instead of one row per batch: same numbers."""
+    pi_of = {0: 0.05, 1: 0.2, 2: 0.6}
+    g = np.array([r[0] for r in rows])
+    h = np.array([r[1] for r in rows])
+    y = np.array([r[2] for r in rows])
+    c = np.array([r[3] for r in rows])
+    pi = np.array([pi_of[int(x)] for x in h])
+    sizes = {0: 50000.0, 1: 9000.0, 2: 1500.0} if known_sizes else None
+    compact = weighted_estimate_grouped(g, y, pi, h, sizes, 0.95, counts=c)
+    full = weighted_estimate_grouped(
+        np.repeat(g, c), np.repeat(y, c), np.repeat(pi, c), np.repeat(h, c), sizes, 0.95
+    )
+    np.testing.assert_array_equal(compact.groups, full.groups)
+    np.testing.assert_array_equal(compact.n, full.n)
+    np.testing.assert_array_equal(compact.interval_method, full.interval_method)
+    for field in ("estimate", "se", "n_eff", "lower", "upper", "n_eff_kish"):
+        np.testing.assert_allclose(
+            getattr(compact, field), getattr(full, field), rtol=1e-9, atol=1e-8, err_msg=field
+        )
+
+
+def test_weighted_estimate_counts_must_be_positive_integers() -> None:
+    with pytest.raises(ValueError, match="positive integers"):
+        weighted_estimate_grouped([0, 0], [1, 0], [0.5, 0.5], counts=[1, 0])
+    with pytest.raises(ValueError, match="positive integers"):
+        weighted_estimate_grouped([0, 0], [1, 0], [0.5, 0.5], counts=[1.5, 2])

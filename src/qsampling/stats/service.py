@@ -586,8 +586,8 @@ async def weighted_estimates(
     """Weighted estimate per group and for all groups together.
 
     Rows sharing every attribute the estimator uses (group, plan, stratum, π, outcome) are
-    exchangeable, so PostgreSQL returns them counted and NumPy expands them back: the core
-    estimator sees exactly the per-batch data at a fraction of the transfer. Design strata
+    exchangeable, so PostgreSQL returns them counted and the core estimator sums with those
+    multiplicities: exactly the per-batch result, at the cost of the distinct rows. Design strata
     are (plan, stratum): each plan is its own stratified draw. Batches without an inclusion
     probability in (0, 1] and those of follow-up plans (fixed targets, not drawn) are left out
     of the weighted estimate; ``n`` says how many were used.
@@ -659,18 +659,19 @@ async def weighted_estimates(
     else:
         gi = hi = c_r = np.zeros(0, dtype=np.int64)
         pi_r = y_r = np.zeros(0, dtype=float)
-    g = np.repeat(gi, c_r)
-    h_arr = np.repeat(hi, c_r)
-    pi = np.repeat(pi_r, c_r)
-    y = np.repeat(y_r, c_r)
-    in_dom = (g != outside).astype(np.int64)
+    # each counted row stands for c_r identical batches: the core sums with multiplicities
+    in_dom = (gi != outside).astype(np.int64)
     per_group = _expand(
-        core.weighted_estimate_grouped(g, y, pi, h_arr, None, confidence), len(keys) + 1
+        core.weighted_estimate_grouped(gi, y_r, pi_r, hi, None, confidence, counts=c_r),
+        len(keys) + 1,
     )
     per_group = _take(per_group, len(keys))
     # all in-domain rows together: group 1, the rest group 0
     overall = _take(
-        _expand(core.weighted_estimate_grouped(in_dom, y, pi, h_arr, None, confidence), 2),
+        _expand(
+            core.weighted_estimate_grouped(in_dom, y_r, pi_r, hi, None, confidence, counts=c_r),
+            2,
+        ),
         1,
         offset=1,
     )
