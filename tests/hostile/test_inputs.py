@@ -422,3 +422,13 @@ async def test_writes_to_ids_beyond_bigint_are_404_or_422(
     h = await login("admin")
     r = await client.request(method, path.format(2**64), json={}, headers=h)
     assert_error(r, 404, 422)
+
+
+@pytest.mark.parametrize("as_of", ["0002-01-01", "9999-12-31"])
+async def test_dates_at_the_ends_of_the_calendar_are_422_not_an_overflow(
+    client: httpx.AsyncClient, login: Login, as_of: str
+) -> None:
+    """The incentive list looks 730 days back from `as_of`: year 2 would overflow."""
+    h = await login("supervisor")
+    r = await client.get("/api/v1/credit/incentives", params={"as_of": as_of}, headers=h)
+    assert_error(r, 422)

@@ -653,7 +653,14 @@ async def get_incentives(
     region_prefix: Annotated[str | None, Query(pattern=r"^[0-9]{2,6}$")] = None,
     cursor: Annotated[str | None, Query(max_length=18, description="last uscc received")] = None,
     limit: Limit = 100,
-    as_of: Annotated[date | None, Query(description="default today")] = None,
+    as_of: Annotated[
+        date | None,
+        Query(
+            ge=date(1990, 1, 1),
+            le=date(2199, 12, 31),
+            description="default today (1990-01-01 … 2199-12-31) / 统计日期，默认今天",
+        ),
+    ] = None,
 ) -> IncentivePage:
     """Class A enterprises in operation with no negative ledger event (failure, refusal,
     penalty, list entry …) in the last 730 days. Internal: it reveals the class."""
