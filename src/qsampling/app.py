@@ -158,6 +158,7 @@ def _one_is_db_unavailable(exc: BaseException) -> bool:
         "CannotConnectNowError",
         "ConnectionDoesNotExistError",
         "InterfaceError",
+        "InternalClientError",
         "AdminShutdownError",
         "ConnectionFailureError",
         "TooManyConnectionsError",

@@ -6,11 +6,14 @@ Every route declares who may call it with ``Depends(require(...))`` (or is liste
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
+from asyncpg import exceptions as asyncpg_errors
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qsampling.auth import service as auth_service
@@ -28,9 +31,41 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
-        except BaseException:
+        except BaseException as exc:
+            if session.in_transaction() and connection_suspect(exc):
+                # the hot paths talk to asyncpg directly, beside SQLAlchemy: a connection
+                # that failed there (server restarted, an operation cut off) must not go
+                # back to the pool looking healthy
+                with contextlib.suppress(Exception):
+                    await (await session.connection()).invalidate()
             await session.rollback()
             raise
+
+
+def connection_suspect(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the database connection itself failed."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(
+            e,
+            asyncpg_errors.InterfaceError
+            | asyncpg_errors.InternalClientError
+            | asyncpg_errors.PostgresConnectionError
+            | asyncpg_errors.OperatorInterventionError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        orig = getattr(e, "orig", None)
+        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
+    return False
 
 
 # scope="function": commit happens before the response is sent, so a 2xx means committed

@@ -91,3 +91,24 @@ async def test_chunked_body_over_limit_is_413(test_settings: Settings, sessionma
         )
         assert r.status_code == 413
         assert r.json()["error"] == "PayloadTooLarge"
+
+
+def test_a_connection_that_failed_beside_sqlalchemy_is_not_returned_to_the_pool() -> None:
+    """Errors raised by asyncpg on the hot paths (which talk to the driver directly) mark the
+    connection as suspect, so the request's session invalidates it instead of pooling it."""
+    from asyncpg import exceptions as pg_errors
+
+    from qsampling.deps import connection_suspect
+
+    cut_off = pg_errors.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    assert connection_suspect(cut_off)
+    assert connection_suspect(pg_errors.ConnectionDoesNotExistError("connection was closed"))
+    assert connection_suspect(pg_errors.AdminShutdownError("terminating connection"))
+    wrapped = RuntimeError("while submitting")
+    wrapped.__cause__ = cut_off
+    assert connection_suspect(wrapped)
+    # the client's mistakes and constraint violations leave the connection healthy
+    assert not connection_suspect(pg_errors.UniqueViolationError("duplicate key"))
+    assert not connection_suspect(ValueError("bad input"))
