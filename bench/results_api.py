@@ -973,11 +973,29 @@ async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dic
     await recreate(server, DB)
     in_thread(lambda: upgrade(url))
     per_api = int(args.max_rate * (args.seconds + 5)) + args.inspectors * 5
-    pools = {"api": per_api, "raw": per_api, "batch": args.batch_rows, "copy": args.batch_rows}
+    pools = {
+        "api": per_api,
+        "raw": per_api,
+        "batch": args.batch_rows,
+        "copy": args.batch_rows,
+        "history": args.history,
+    }
     t0 = time.perf_counter()
     seeded = await seed(url, inspectors=args.inspectors, pools=pools, rng=rng)
+    if args.history:
+        # a bureau's database has earlier results: without them the result tables are empty
+        # when the planner first looks, and the foreign-key checks of every submission keep
+        # plans made for empty tables while the tables grow
+        hist = seeded.pools["history"]
+        await raw_copy(url, hist, [result_body(rng, t) for t in hist])
+        conn = await connect(url)
+        try:
+            await conn.execute("VACUUM (ANALYZE) results, samples, test_items")
+        finally:
+            await conn.close()
     print(
-        f"seeded {sum(pools.values())} tasks in {time.perf_counter() - t0:.1f}s",
+        f"seeded {sum(pools.values())} tasks ({args.history} with earlier results) in "
+        f"{time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
         flush=True,
     )
@@ -1079,7 +1097,7 @@ def main() -> int:
     )
     ap.add_argument("--seconds", type=float, default=30, help="length of the API phase")
     ap.add_argument("--inspectors", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (one a core)")
     ap.add_argument(
         "--pool-size",
         type=int,
@@ -1087,6 +1105,12 @@ def main() -> int:
         help="QSAMPLING_POOL_SIZE of the server (overflow 0), per worker",
     )
     ap.add_argument("--batch-rows", type=int, default=50_000)
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="earlier results loaded (COPY) before the measurement, as in a bureau's database",
+    )
     ap.add_argument("--chunk", type=int, default=5_000, help="rows per batch request")
     ap.add_argument(
         "--max-rate",
