@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +43,10 @@ def _fmt(v: object) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", choices=["small", "full"], default="small")
-    ap.add_argument("--only", help="comma-separated script names to run")
+    ap.add_argument(
+        "--only",
+        help="comma-separated script names to run; their rows replace theirs in the last table",
+    )
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
     rows: list[dict[str, object]] = []
@@ -71,18 +75,34 @@ def main() -> int:
                 f"{script}: exit {proc.returncode} after "
                 f"{time.perf_counter() - t0:.0f}s; {proc.stderr.strip()[-300:]}"
             )
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+    load = os.getloadavg()[0]
+    for r in rows:
+        r.setdefault("measured", f"{stamp}, load {load:.1f}")
+    store = HERE / "results" / "latest.json"
+    if only and store.exists():
+        # a partial run replaces the rows of the benchmarks it ran and keeps the others
+        kept = [r for r in json.loads(store.read_text(encoding="utf-8")) if r["bench"] not in only]
+        order = [b for b, _, _ in BENCHES]
+        rows = sorted(
+            kept + rows, key=lambda r: order.index(r["bench"]) if r["bench"] in order else 99
+        )
+    store.parent.mkdir(exist_ok=True)
+    store.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     lines = [
         f"# Benchmarks ({args.scale} scale)",
         "",
-        "| bench | figure | value | baseline | ratio | target | met? |",
-        "|---|---|---|---|---|---|---|",
+        "Each row says when it was measured and the machine's load average (1 min) then.",
+        "",
+        "| bench | figure | value | baseline | ratio | target | met? | measured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         value = f"{_fmt(r.get('value'))} {r.get('unit', '')}".strip()
         met = {True: "yes", False: "**no**"}.get(r.get("met"), "")  # type: ignore[call-overload]
         lines.append(
             f"| {r['bench']} | {r['figure']} | {value} | {_fmt(r.get('baseline'))} | "
-            f"{_fmt(r.get('ratio'))} | {r.get('target', '')} | {met} |"
+            f"{_fmt(r.get('ratio'))} | {r.get('target', '')} | {met} | {r.get('measured', '')} |"
         )
     if failures:
         lines += ["", "Failures:", *[f"- {f}" for f in failures]]

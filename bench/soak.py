@@ -16,7 +16,10 @@ Before the clock starts, ``--final-results`` (default 200,000) final results ove
 are generated with bench/stats.py's generator, so that statistics and the public pass
 rates read real rows.
 
-Reports throughput and p50/p95/p99 per kind of request, and every non-2xx answer. Targets:
+Everyone pauses between requests (``--think``, mean 0.5 s; analysts twice that), as people
+do: the soak measures a busy day, not saturation (``--think 0`` gives that, where latency is
+queueing). Reports throughput and p50/p95/p99 per kind of request and per read path, and every
+non-2xx answer. Targets:
 no 5xx, p99 under 300 ms for reads. The public rate limit is raised for the run (all
 visitors share 127.0.0.1). Prints a ``BENCH-JSON`` line.
 """
@@ -49,6 +52,7 @@ class Book:
     def __init__(self) -> None:
         self.lat: dict[str, list[float]] = defaultdict(list)
         self.status: dict[str, Counter[str]] = defaultdict(Counter)
+        self.by_path: dict[str, list[float]] = defaultdict(list)
 
     async def call(self, c: httpx.AsyncClient, kind: str, method: str, url: str, **kw: Any) -> Any:
         t0 = time.perf_counter()
@@ -57,7 +61,10 @@ class Book:
         except httpx.HTTPError as exc:
             self.status[kind][f"no answer ({type(exc).__name__})"] += 1
             return None
-        self.lat[kind].append((time.perf_counter() - t0) * 1000)
+        ms = (time.perf_counter() - t0) * 1000
+        self.lat[kind].append(ms)
+        if kind in READ_KINDS:
+            self.by_path[url.split("?")[0]].append(ms)
         self.status[kind][str(r.status_code)] += 1
         return r
 
@@ -70,7 +77,13 @@ def pct(v: list[float], p: float) -> float:
 
 
 async def inspector(
-    base: str, token: str, tasks: list[int], bodies: dict[int, bytes], end: float, book: Book
+    base: str,
+    token: str,
+    tasks: list[int],
+    bodies: dict[int, bytes],
+    end: float,
+    book: Book,
+    pause: float = 0.0,
 ) -> None:
     h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=base, timeout=30, headers=h) as c:
@@ -86,9 +99,12 @@ async def inspector(
                 headers={"Idempotency-Key": f"soak-{tid}"},
             )
             await book.call(c, "inspector task list", "GET", "/api/v1/tasks?limit=50")
+            await asyncio.sleep(pause)
 
 
-async def visitor(base: str, end: float, book: Book, rng: random.Random) -> None:
+async def visitor(
+    base: str, end: float, book: Book, rng: random.Random, pause: float = 0.025
+) -> None:
     # every URL is one a real visitor sends: the enterprise search needs its `q`
     pages = [
         ("public portal", "/"),
@@ -102,10 +118,12 @@ async def visitor(base: str, end: float, book: Book, rng: random.Random) -> None
         while time.monotonic() < end:
             kind, url = rng.choice(pages)
             await book.call(c, kind, "GET", url)
-            await asyncio.sleep(rng.uniform(0, 0.05))
+            await asyncio.sleep(rng.uniform(0, 2 * pause))
 
 
-async def analyst(base: str, token: str, end: float, book: Book, rng: random.Random) -> None:
+async def analyst(
+    base: str, token: str, end: float, book: Book, rng: random.Random, pause: float = 0.05
+) -> None:
     today = time.gmtime()
     quarter = f"{today.tm_year}Q{(today.tm_mon - 1) // 3 + 1}"
     queries = [
@@ -121,7 +139,7 @@ async def analyst(base: str, token: str, end: float, book: Book, rng: random.Ran
     ) as c:
         while time.monotonic() < end:
             await book.call(c, "statistics", "GET", rng.choice(queries))
-            await asyncio.sleep(rng.uniform(0, 0.1))
+            await asyncio.sleep(rng.uniform(0, 2 * pause))
 
 
 async def supervisor(base: str, token: str, end: float, book: Book) -> int:
@@ -187,12 +205,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         end = t0 + args.seconds
         jobs: list[Any] = [
-            inspector(base, seeded.inspector_tokens[i], per[i], bodies, end, book)
+            inspector(base, seeded.inspector_tokens[i], per[i], bodies, end, book, args.think)
             for i in range(args.inspectors)
         ]
-        jobs += [visitor(base, end, book, random.Random(i)) for i in range(args.public)]
+        jobs += [visitor(base, end, book, random.Random(i), args.think) for i in range(args.public)]
         jobs += [
-            analyst(base, seeded.lab_token, end, book, random.Random(100 + i))
+            analyst(base, seeded.lab_token, end, book, random.Random(100 + i), 2 * args.think)
             for i in range(args.analysts)
         ]
         results = await asyncio.gather(supervisor(base, seeded.lab_token, end, book), *jobs)
@@ -216,6 +234,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             "p99": round(pct(lat, 99), 1),
             "statuses": dict(book.status[kind]),
         }
+    paths = {
+        p: {"n": len(v), "p50": round(pct(v, 50), 1), "p99": round(pct(v, 99), 1)}
+        for p, v in sorted(book.by_path.items())
+    }
     total = sum(k["n"] for k in kinds.values())
     five = sum(v for k in kinds.values() for s, v in k["statuses"].items() if s.startswith("5"))
     lost = sum(
@@ -230,6 +252,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "plans_drawn": results[0],
         "server_alive": alive,
         "kinds": kinds,
+        "paths": paths,
     }
 
 
@@ -246,6 +269,13 @@ def main() -> int:
     ap.add_argument(
         "--final-results", type=int, default=200_000, help="final results statistics read"
     )
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.5,
+        help="mean pause (s) between one person's requests: inspectors and visitors this, "
+        "analysts twice this; 0 = back to back (saturation, where latency is only queueing)",
+    )
     ap.add_argument("--database-url", help="a server to use instead of a private one")
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
@@ -260,6 +290,9 @@ def main() -> int:
             f"{kind:<22}{k['n']:>8}{k['per_s']:>8}{k['p50']:>9}{k['p95']:>9}{k['p99']:>9}  "
             f"{k['statuses']}"
         )
+    print(f"{'path':<44}{'n':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    for path, k in out["paths"].items():
+        print(f"{path:<44}{k['n']:>8}{k['p50']:>9}{k['p99']:>9}")
     reads = [k for name, k in out["kinds"].items() if name in READ_KINDS]
     worst_read = max((k["p99"] for k in reads), default=float("nan"))
     rows: list[dict[str, Any]] = [
