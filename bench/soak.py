@@ -142,7 +142,7 @@ async def analyst(
             await asyncio.sleep(rng.uniform(0, 2 * pause))
 
 
-async def supervisor(base: str, token: str, end: float, book: Book) -> int:
+async def supervisor(base: str, token: str, end: float, book: Book, every: float = 20.0) -> int:
     drawn = 0
     async with httpx.AsyncClient(
         base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
@@ -170,7 +170,7 @@ async def supervisor(base: str, token: str, end: float, book: Book) -> int:
             r = await book.call(c, "plan draw", "POST", f"/api/v1/plans/{pid}/draw", json=body)
             if r is not None and r.status_code // 100 == 2:
                 drawn += 1
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(every)
     return drawn
 
 
@@ -213,7 +213,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             analyst(base, seeded.lab_token, end, book, random.Random(100 + i), 2 * args.think)
             for i in range(args.analysts)
         ]
-        results = await asyncio.gather(supervisor(base, seeded.lab_token, end, book), *jobs)
+        results = await asyncio.gather(supervisor(base, seeded.lab_token, end, book, args.plan_every), *jobs)
         elapsed = time.monotonic() - t0
         alive = proc.poll() is None
     finally:
@@ -275,6 +275,13 @@ def main() -> int:
         default=0.5,
         help="mean pause (s) between one person's requests: inspectors and visitors this, "
         "analysts twice this; 0 = back to back (saturation, where latency is only queueing)",
+    )
+    ap.add_argument(
+        "--plan-every",
+        type=float,
+        default=20.0,
+        help="seconds between the supervisor's plans (create, commit, draw); a bureau draws "
+        "a few plans a day, the default many times that",
     )
     ap.add_argument("--database-url", help="a server to use instead of a private one")
     ap.add_argument("--seed", type=int, default=5)

@@ -803,11 +803,38 @@ async def create_follow_up_plan(
 
 
 @dataclass
+class CommitmentHead:
+    """The listed part of a commitment: not its frozen inspector and exclusion files, which
+    reach megabytes for a large pool and belong to the bundle."""
+
+    id: int
+    commitment: str
+    params_json: bytes
+    created_at: datetime
+    superseded: bool
+    pool_size: int
+    quotas: dict[str, int]
+    nonce: bytes
+
+
+@dataclass
 class PublicRow:
     plan: Plan
     check_item_name: str | None
-    commitment: Commitment
+    commitment: CommitmentHead
     draw: Draw | None
+
+
+_HEAD_COLUMNS = (
+    Commitment.id,
+    Commitment.commitment,
+    Commitment.params_json,
+    Commitment.created_at,
+    Commitment.superseded,
+    Commitment.pool_size,
+    Commitment.quotas,
+    Commitment.nonce,
+)
 
 
 async def public_rows(
@@ -820,7 +847,7 @@ async def public_rows(
     """Every commitment (superseded ones too) with its plan and, if drawn, its draw; newest
     first, paged by commitment id."""
     q = (
-        select(Commitment, Plan, CheckItem.name, Draw)
+        select(*_HEAD_COLUMNS, Plan, CheckItem.name, Draw)
         .join(Plan, Plan.id == Commitment.plan_id)
         .outerjoin(CheckItem, CheckItem.code == Plan.check_item_code)
         .outerjoin(Draw, Draw.commitment_id == Commitment.id)
@@ -832,7 +859,11 @@ async def public_rows(
     if plan_id is not None:
         q = q.where(Commitment.plan_id == plan_id)
     rows = (await session.execute(q)).all()
-    out = [PublicRow(r[1], r[2], r[0], r[3]) for r in rows[:limit]]
+    k = len(_HEAD_COLUMNS)
+    out: list[PublicRow] = []
+    for r in rows[:limit]:
+        row: Any = tuple(r)
+        out.append(PublicRow(row[k], row[k + 1], CommitmentHead(*row[:k]), row[k + 2]))
     nxt = out[-1].commitment.id if len(rows) > limit else None
     return out, nxt
 
