@@ -213,7 +213,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             analyst(base, seeded.lab_token, end, book, random.Random(100 + i), 2 * args.think)
             for i in range(args.analysts)
         ]
-        results = await asyncio.gather(supervisor(base, seeded.lab_token, end, book, args.plan_every), *jobs)
+        results = await asyncio.gather(
+            supervisor(base, seeded.lab_token, end, book, args.plan_every), *jobs
+        )
         elapsed = time.monotonic() - t0
         alive = proc.poll() is None
     finally:

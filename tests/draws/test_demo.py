@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from qsampling.core.draw import verify_bundle
 from qsampling.draws import demo, service
 from qsampling.draws.bundle import bundle_bytes
+from qsampling.models.draws import Commitment
 from tests.draws.conftest import build_province
 
 
@@ -19,7 +20,10 @@ async def test_demo_commits_and_draws_verifiable_plans(session: AsyncSession) ->
     rows, _ = await service.public_rows(session)
     drawn = [r for r in rows if r.draw is not None]
     assert drawn
-    data = await bundle_bytes(session, draw=drawn[0].draw, commitment=drawn[0].commitment)
+    # the listing carries the commitment's head; the bundle needs its frozen files
+    commitment = await session.get(Commitment, drawn[0].commitment.id)
+    assert commitment is not None
+    data = await bundle_bytes(session, draw=drawn[0].draw, commitment=commitment)
     assert verify_bundle(data).ok
 
 
