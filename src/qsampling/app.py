@@ -26,7 +26,7 @@ from qsampling import __version__
 from qsampling.config import Settings, get_settings
 from qsampling.context import reset_request_id, set_request_id
 from qsampling.db import create_engine, make_sessionmaker, resolve_database_url, schema_status
-from qsampling.errors import QSamplingError
+from qsampling.errors import QSamplingError, causes
 from qsampling.responses import ERROR_DESCRIPTIONS, error_body
 
 log = logging.getLogger("qsampling")
@@ -170,37 +170,17 @@ def _one_is_db_unavailable(exc: BaseException) -> bool:
 def _is_db_unavailable(exc: BaseException) -> bool:
     """True when the database is away: the cause may sit several wrappers deep
     (DBAPIError → the adapter's Error → asyncpg's CannotConnectNowError)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if _one_is_db_unavailable(e):
-            return True
-        orig = getattr(e, "orig", None)
-        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
-    return False
+    return any(_one_is_db_unavailable(e) for e in causes(exc))
 
 
 def _invalid_value(exc: BaseException) -> str | None:
     """The database's complaint when ``exc`` is a data error (SQLSTATE class 22: out of
     range, NUL in text, invalid encoding …) or asyncpg refusing to encode an argument."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in causes(exc):
         if isinstance(e, asyncpg_errors.DataError) and not isinstance(
             e, asyncpg_errors.DivisionByZeroError
         ):
-            msg = str(e).split("\n")[0]
-            return msg[:200]
-        orig = getattr(e, "orig", None)
-        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
+            return str(e).split("\n")[0][:200]
     return None
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from qsampling.auth import service as auth_service
 from qsampling.config import Settings
 from qsampling.context import Actor
-from qsampling.errors import Forbidden, NotAuthenticated
+from qsampling.errors import Forbidden, NotAuthenticated, causes
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/token")
 
@@ -44,13 +44,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 def connection_suspect(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) says the database connection itself failed."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in causes(exc):
         if isinstance(
             e,
             asyncpg_errors.InterfaceError
@@ -63,8 +57,6 @@ def connection_suspect(exc: BaseException) -> bool:
             return True
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             return True
-        orig = getattr(e, "orig", None)
-        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
     return False
 
 

@@ -5,6 +5,7 @@ Rendered by one handler in ``app.py`` as ``{"error": code, "detail": sentence}``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -69,3 +70,19 @@ class TooManyRequests(QSamplingError):
 class ServiceUnavailable(QSamplingError):
     status = 503
     code = "ServiceUnavailable"
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything behind it — ``__cause__``, ``__context__`` and SQLAlchemy's
+    ``orig`` (the driver's exception) — each once. A database failure often sits several
+    wrappers deep (DBAPIError → the adapter's error → asyncpg's own)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        orig = getattr(e, "orig", None)
+        todo += [e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None]
