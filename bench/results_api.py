@@ -679,80 +679,37 @@ async def api_phase(
     per: dict[int, list[int]] = {i: [] for i in range(inspectors)}
     for tid in seeded.pools["api"]:
         per[seeded.owner[tid]].append(tid)
-    if client_kind == "raw":
-        return await _raw_api_phase(
-            base, seeded, seconds, bodies, inspectors, per, server_pid, db_pid
-        )
-    warmup = 3
-    clients = [
-        httpx.AsyncClient(
-            base_url=base,
-            timeout=30,
-            headers={"Authorization": f"Bearer {seeded.inspector_tokens[i]}",
-                     "Content-Type": "application/json"},
-            limits=httpx.Limits(max_connections=1),
-        )
-        for i in range(inspectors)
-    ]  # fmt: skip
-    try:
-        warm = Stats()
-        await asyncio.gather(
-            *(inspector_loop(clients[i], per[i][:warmup], bodies, None, warm)
-              for i in range(inspectors))
-        )  # fmt: skip
-        stats = Stats()
-        cpu0 = (_tree_cpu(server_pid), _tree_cpu(db_pid), time.process_time())
-        t0 = time.perf_counter()
-        stop_at = t0 + seconds
-        await asyncio.gather(
-            *(inspector_loop(clients[i], per[i][warmup:], bodies, stop_at, stats)
-              for i in range(inspectors))
-        )  # fmt: skip
-        elapsed = time.perf_counter() - t0
-        cpu = Cpu(
-            _tree_cpu(server_pid) - cpu0[0],
-            _tree_cpu(db_pid) - cpu0[1] if db_pid else 0.0,
-            time.process_time() - cpu0[2],
-        )
-    finally:
-        for c in clients:
-            await c.aclose()
-    return stats, elapsed, cpu, warm
-
-
-async def _raw_api_phase(
-    base: str,
-    seeded: Seeded,
-    seconds: float,
-    bodies: dict[int, bytes],
-    inspectors: int,
-    per: dict[int, list[int]],
-    server_pid: int,
-    db_pid: int | None,
-) -> tuple[Stats, float, Cpu, Stats]:
-    warmup = 3
-    clients = [
-        RawHTTP(
-            base,
-            {
-                "Authorization": f"Bearer {seeded.inspector_tokens[i]}",
-                "Content-Type": "application/json",
-            },
-        )
+    headers = [
+        {
+            "Authorization": f"Bearer {seeded.inspector_tokens[i]}",
+            "Content-Type": "application/json",
+        }
         for i in range(inspectors)
     ]
+    clients: list[Any]
+    if client_kind == "raw":
+        clients = [RawHTTP(base, h) for h in headers]
+        loop: Any = raw_inspector_loop
+    else:
+        clients = [
+            httpx.AsyncClient(
+                base_url=base, timeout=30, headers=h, limits=httpx.Limits(max_connections=1)
+            )
+            for h in headers
+        ]
+        loop = inspector_loop
+    warmup = 3
     try:
         warm = Stats()
         await asyncio.gather(
-            *(raw_inspector_loop(clients[i], per[i][:warmup], bodies, None, warm)
-              for i in range(inspectors))
-        )  # fmt: skip
+            *(loop(clients[i], per[i][:warmup], bodies, None, warm) for i in range(inspectors))
+        )
         stats = Stats()
         cpu0 = (_tree_cpu(server_pid), _tree_cpu(db_pid), time.process_time())
         t0 = time.perf_counter()
         stop_at = t0 + seconds
         await asyncio.gather(
-            *(raw_inspector_loop(clients[i], per[i][warmup:], bodies, stop_at, stats)
+            *(loop(clients[i], per[i][warmup:], bodies, stop_at, stats)
               for i in range(inspectors))
         )  # fmt: skip
         elapsed = time.perf_counter() - t0
@@ -763,7 +720,7 @@ async def _raw_api_phase(
         )
     finally:
         for c in clients:
-            await c.close()
+            await (c.close() if isinstance(c, RawHTTP) else c.aclose())
     return stats, elapsed, cpu, warm
 
 
