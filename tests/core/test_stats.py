@@ -798,7 +798,7 @@ def test_public_functions_cite_their_method() -> None:
             assert any(ch.isdigit() for ch in doc), f"{name} docstring lacks a reference"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     rows=st.lists(
         st.tuples(
@@ -829,10 +829,21 @@ def test_weighted_estimate_with_counts_equals_the_expanded_rows(
     )
     np.testing.assert_array_equal(compact.groups, full.groups)
     np.testing.assert_array_equal(compact.n, full.n)
-    np.testing.assert_array_equal(compact.interval_method, full.interval_method)
-    for field in ("estimate", "se", "n_eff", "lower", "upper", "n_eff_kish"):
+    # the interval method switches at n_eff = 30; with a design effect of exactly 1, n_eff
+    # is n and the last bit of rounding (sums in another order) may fall either side
+    same = compact.interval_method == full.interval_method
+    assert np.allclose(full.n_eff[~same], 30.0, rtol=1e-9), (compact, full)
+    for field in ("estimate", "se", "n_eff", "n_eff_kish"):
         np.testing.assert_allclose(
             getattr(compact, field), getattr(full, field), rtol=1e-9, atol=1e-8, err_msg=field
+        )
+    for field in ("lower", "upper"):
+        np.testing.assert_allclose(
+            getattr(compact, field)[same],
+            getattr(full, field)[same],
+            rtol=1e-9,
+            atol=1e-8,
+            err_msg=field,
         )
 
 
