@@ -38,6 +38,7 @@ from qsampling.models.directory import (
     Unit,
 )
 from qsampling.models.directory import Conflict as ConflictRow
+from qsampling.responses import split_page
 
 MAX_LIMIT = 500
 T = TypeVar("T")
@@ -151,11 +152,7 @@ async def _page(
         (after,) = decode_cursor(cursor)
         q = q.where(key_col > after)
     rows = list((await session.scalars(q.order_by(key_col).limit(limit + 1))).all())
-    nxt = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        nxt = encode_cursor([getattr(rows[-1], key_col.key)])
-    return rows, nxt
+    return split_page(rows, limit, lambda r: encode_cursor([getattr(r, key_col.key)]))
 
 
 def like_fragment(fragment: str) -> str:

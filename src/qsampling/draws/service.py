@@ -51,6 +51,7 @@ from qsampling.draws.schemas import PlanCreate
 from qsampling.errors import Conflict, InvalidInput, NotFound
 from qsampling.models.directory import CheckItem
 from qsampling.models.draws import Commitment, Draw, Plan
+from qsampling.responses import split_page
 
 DEFAULT_ENTROPY_SOURCE = "dice rolled in front of witnesses (at least 20 digits)"
 DEFAULT_MIN_ENTROPY_CHARS = 20
@@ -860,11 +861,11 @@ async def public_rows(
         q = q.where(Commitment.plan_id == plan_id)
     rows = (await session.execute(q)).all()
     k = len(_HEAD_COLUMNS)
+    page, nxt = split_page(rows, limit, lambda r: r[0])  # column 0: the commitment id
     out: list[PublicRow] = []
-    for r in rows[:limit]:
+    for r in page:
         row: Any = tuple(r)
         out.append(PublicRow(row[k], row[k + 1], CommitmentHead(*row[:k]), row[k + 2]))
-    nxt = out[-1].commitment.id if len(rows) > limit else None
     return out, nxt
 
 
