@@ -240,6 +240,12 @@ def _rank_chunk(
     return eligible, best
 
 
+def _rank_prefix(seed: bytes, uscc: str) -> bytes:
+    """The bytes :func:`qsampling.core.draw.inspector_rank_prefix` hashes: the rank key of
+    inspector i is ``SHA-256(_rank_prefix(seed, uscc) + i.encode("utf-8"))``."""
+    return _DRAW_TAG + seed + _INSPECTOR_TAG + uscc.encode("ascii") + b"\x00"
+
+
 class _CInspectors:
     """The eligible inspectors in the form :func:`qsampling.core._rankhash.rank` takes:
     UTF-8 ids, and units as small integers (-1: no unit, which is never local)."""
@@ -257,7 +263,6 @@ class _CInspectors:
     ) -> tuple[array[int], array[int]]:
         """What :func:`_rank_chunk` returns, from the C extension (without the GIL)."""
         assert _rankhash is not None
-        head = _DRAW_TAG + seed + _INSPECTOR_TAG
         # an enterprise's local unit that no inspector has bars nobody: -1, as "" does
         code = self.unit_code.get
         local_units = array("i", [code(local, -1) if local else -1 for _, local, _ in jobs])
@@ -267,7 +272,7 @@ class _CInspectors:
             excluded.extend(banned)
             starts.append(len(excluded))
         eligible_bytes, best_bytes = _rankhash.rank(
-            [head + uscc.encode("ascii") + b"\x00" for uscc, _, _ in jobs],
+            [_rank_prefix(seed, uscc) for uscc, _, _ in jobs],
             self.encoded,
             self.id_units,
             local_units,
