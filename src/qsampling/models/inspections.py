@@ -338,3 +338,22 @@ class FinalResult(Base):
     stratum_sample_size: Mapped[int] = mapped_column(Integer)
     stratum_population: Mapped[int] = mapped_column(Integer)
     follow_up: Mapped[bool] = mapped_column(Boolean)
+
+
+class FinalResultCount(Base):
+    """Tested and passed batches of ``final_results`` per category, region, month and
+    follow-up flag. Kept equal to ``final_results`` by statement-level triggers (migration
+    0008), so pass rates by category, region and period add up a few hundred thousand
+    rows at most instead of scanning every batch."""
+
+    __tablename__ = "final_result_counts"
+    __table_args__ = (
+        CheckConstraint("tested >= 0 AND passed >= 0 AND passed <= tested", name="counts"),
+    )
+
+    category_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    follow_up: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    tested: Mapped[int] = mapped_column(BigInteger)
+    passed: Mapped[int] = mapped_column(BigInteger)

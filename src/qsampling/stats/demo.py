@@ -1,7 +1,8 @@
 """The stats part of the demo province (`qsampling demo`).
 
-Statistics store nothing of their own: they aggregate ``final_results``, which the
-inspections part of the demo fills as its results become final. This step only reads what
+Statistics store nothing of their own: they aggregate ``final_results`` (and its monthly
+summary, kept by triggers), which the inspections part of the demo fills as its results
+become final. This step only reads what
 the province now shows, so the summary line says whether the charts and the early-warning
 list have something to show.
 """

@@ -1,8 +1,9 @@
 """Time-driven jobs of the stats module (each idempotent).
 
 None: statistics are computed on request from ``final_results``, which the inspections
-module writes in the same transaction that makes a result final (issue 6 point 6). Nothing
-is cached, so nothing needs refreshing.
+module writes in the same transaction that makes a result final (issue 6 point 6), and from
+its monthly summary ``final_result_counts``, which database triggers update in that same
+statement. Nothing is cached, so nothing needs refreshing.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ Only final results are in that table, so every statistic here counts final resul
 is current the moment a result is finalised — there is no cache to refresh.
 
 How it is computed (rule 8 of the house style): PostgreSQL aggregates (``count(*)``,
-``count(*) FILTER (WHERE passed)``) grouped by the requested keys; the handful of grouped
+``count(*) FILTER (WHERE passed)``) grouped by the requested keys — for questions by
+category, region and period alone, the whole months come from ``final_result_counts``, a
+monthly summary that triggers keep equal to ``final_results`` in the same statement, and
+only the days of a partly covered first or last month from the results themselves; the handful of grouped
 rows then go through the pure, vectorised maths of :mod:`qsampling.core.stats` (intervals,
 tests, design-weighted estimates) in one NumPy call per statistic. The category tree is
 rolled up after aggregation (category codes are grouped as recorded, then cut to the first
@@ -22,7 +25,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -426,8 +429,9 @@ def key_label(spec: GroupSpec, code: str, names: Names) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _sql_key(spec: GroupSpec) -> str:
-    """The SELECT / GROUP BY expression of a dimension (category is rolled up later)."""
+def _sql_key(spec: GroupSpec, date_column: str = COL["date"]) -> str:
+    """The SELECT / GROUP BY expression of a dimension (category is rolled up later).
+    ``date_column``: the column periods are cut from (the summary's ``month``)."""
     if spec.dimension == "category":
         return COL["category"]
     if spec.dimension == "region":
@@ -437,7 +441,7 @@ def _sql_key(spec: GroupSpec) -> str:
     if spec.dimension == "period":
         # an explicit timestamp cast: date_trunc on a bare date would go through timestamptz
         # and the session time zone
-        return f"date_trunc('{spec.level}', {COL['date']}::timestamp)::date"
+        return f"date_trunc('{spec.level}', {date_column}::timestamp)::date"
     return COL[spec.dimension]
 
 
@@ -513,19 +517,112 @@ async def grouped_counts(
     *,
     specs: Sequence[GroupSpec],
     filters: StatsFilters,
+    summary: bool = True,
 ) -> Counts:
-    """Tested and passed batches per group: one aggregate query, then the roll-up."""
+    """Tested and passed batches per group: one aggregate query, then the roll-up.
+
+    Grouped by category, region and period only, and filtered by nothing but dates,
+    category, region and the follow-up flag (the common questions and the public page),
+    the counts of whole months come from the summary ``final_result_counts`` and only
+    the days of a partly covered first or last month from ``final_results``; the numbers
+    are the same either way. ``summary=False`` always scans ``final_results``."""
     params: dict[str, Any] = {}
-    where = _where(filters, params)
     exprs = [_sql_key(s) for s in specs]
     select_keys = "".join(f"{e} AS k{i}, " for i, e in enumerate(exprs))
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}" if exprs else ""
-    sql = (
+    raw = (
         f"SELECT {select_keys}count(*) AS n, count(*) FILTER (WHERE {COL['passed']}) AS x "  # noqa: S608
-        f"FROM {TABLE} WHERE {where}{group}"
+        f"FROM {TABLE} WHERE {{where}}{group}"
     )
+    months = _summary_months(specs, filters) if summary else None
+    if months is None:
+        sql = raw.format(where=_where(filters, params))
+    else:
+        sql = _summary_sql(specs, filters, months, raw, params)
     rows = (await session.execute(text(sql), params)).all()
     return _roll_up(specs, rows)
+
+
+SUMMARY = "final_result_counts"
+_SUMMARY_DIMENSIONS = frozenset({"category", "region", "period"})
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _summary_months(
+    specs: Sequence[GroupSpec], filters: StatsFilters
+) -> tuple[date | None, date | None] | None:
+    """The whole months [lo, hi) the summary can answer for (None: unbounded), or None
+    when the question needs columns the summary does not keep."""
+    if any(s.dimension not in _SUMMARY_DIMENSIONS for s in specs):
+        return None
+    if filters.check_item or filters.plan_id is not None:
+        return None
+    lo = hi = None
+    if filters.from_date:
+        lo = filters.from_date if filters.from_date.day == 1 else _next_month(filters.from_date)
+    if filters.to_date:
+        hi = _month_start(filters.to_date)
+        if _next_month(filters.to_date) == filters.to_date + timedelta(days=1):
+            hi = _next_month(filters.to_date)
+    return lo, hi
+
+
+def _summary_sql(
+    specs: Sequence[GroupSpec],
+    filters: StatsFilters,
+    months: tuple[date | None, date | None],
+    raw: str,
+    params: dict[str, Any],
+) -> str:
+    """The summary's whole months plus the raw rows of the partly covered ones, added up
+    per group."""
+    lo, hi = months
+    design, domain = _where_parts(
+        StatsFilters(
+            category=filters.category,
+            region=filters.region,
+            include_follow_up=filters.include_follow_up,
+        ),
+        params,
+    )
+    parts: list[str] = []
+    if lo is None or hi is None or lo < hi:
+        clauses = [*design, *domain]
+        if lo is not None:
+            clauses.append("month >= :sum_lo")
+            params["sum_lo"] = lo
+        if hi is not None:
+            clauses.append("month < :sum_hi")
+            params["sum_hi"] = hi
+        exprs = [_sql_key(s, date_column="month") for s in specs]
+        keys = "".join(f"{e} AS k{i}, " for i, e in enumerate(exprs))
+        parts.append(
+            f"SELECT {keys}tested AS n, passed AS x FROM {SUMMARY} "  # noqa: S608
+            f"WHERE {_and(clauses)}"
+        )
+        # the days outside the whole months, if the range has any
+        # (as closed ranges, so that the planner can use the index on the date)
+        edges: list[str] = []
+        if lo is not None and filters.from_date and filters.from_date < lo:
+            edges.append(f"({COL['date']} >= :from_date AND {COL['date']} < :sum_lo)")
+        if hi is not None and filters.to_date and filters.to_date >= hi:
+            edges.append(f"({COL['date']} >= :sum_hi AND {COL['date']} <= :to_date)")
+        if edges:
+            edge = "(" + " OR ".join(edges) + ")"
+            parts.append(raw.format(where=_and([_where(filters, params), edge])))
+    else:
+        parts.append(raw.format(where=_where(filters, params)))
+    cols = "".join(f"k{i}, " for i in range(len(specs)))
+    group = f" GROUP BY {', '.join(f'k{i}' for i in range(len(specs)))}" if specs else ""
+    union = " UNION ALL ".join(f"({p})" for p in parts)
+    return f"SELECT {cols}sum(n)::bigint AS n, sum(x)::bigint AS x FROM ({union}) AS u{group}"
 
 
 def _convert_column(spec: GroupSpec, values: Sequence[Any]) -> list[str]:
