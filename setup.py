@@ -13,7 +13,7 @@ setup(
         Extension(
             "qsampling.core._rankhash",
             sources=["src/qsampling/core/_rankhash.c"],
-            extra_compile_args=["-O2"],
+            extra_compile_args=["-O3"],
             optional=True,
         )
     ]

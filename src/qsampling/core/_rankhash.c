@@ -84,14 +84,16 @@ static void compress_portable(uint32_t st[8], const uint8_t *data, size_t blocks
     }
 }
 
-/* Two messages of the same block count from the same midstate. */
-static void pair_portable(const uint32_t mid[8], const uint8_t *a, const uint8_t *b,
-                          size_t blocks, uint32_t out_a[8], uint32_t out_b[8])
+/* LANES messages hashed together: each from the same midstate, all of the same block count */
+#define LANES 4
+
+static void group_portable(const uint32_t mid[8], const uint8_t *const msg[LANES], int n,
+                           size_t blocks, uint32_t out[LANES][8])
 {
-    memcpy(out_a, mid, 32);
-    memcpy(out_b, mid, 32);
-    compress_portable(out_a, a, blocks);
-    compress_portable(out_b, b, blocks);
+    for (int j = 0; j < n; j++) {
+        memcpy(out[j], mid, 32);
+        compress_portable(out[j], msg[j], blocks);
+    }
 }
 
 /* ------------------------------------------------------------------ SHA extensions (x86) */
@@ -147,44 +149,51 @@ SHANI static void compress_shani(uint32_t st[8], const uint8_t *data, size_t blo
     shani_store(s0, s1, st);
 }
 
-/* Two independent messages in lock step: each round depends on the previous one, so two
- * interleaved streams keep the SHA unit busy where one would wait on latency. */
-SHANI static void pair_shani(const uint32_t mid[8], const uint8_t *a, const uint8_t *b,
-                             size_t blocks, uint32_t out_a[8], uint32_t out_b[8])
+/* Four independent messages in lock step: each round depends on the one before, so with
+ * one message the SHA unit mostly waits; interleaved, four keep it busy. A group of fewer
+ * than four repeats its first message in the spare lanes. */
+SHANI static void group_shani(const uint32_t mid[8], const uint8_t *const msg[LANES], int n,
+                              size_t blocks, uint32_t out[LANES][8])
 {
-    __m128i x0, x1, y0, y1;
-    shani_load(mid, &x0, &x1);
-    y0 = x0;
-    y1 = x1;
-    for (; blocks; blocks--, a += 64, b += 64) {
-        __m128i ax0 = x0, ax1 = x1, ay0 = y0, ay1 = y1, mx[4], my[4], kx, ky, kk;
+    const uint8_t *p[LANES];
+    __m128i s0[LANES], s1[LANES];
+    for (int j = 0; j < LANES; j++) p[j] = msg[j < n ? j : 0];
+    shani_load(mid, &s0[0], &s1[0]);
+    for (int j = 1; j < LANES; j++) {
+        s0[j] = s0[0];
+        s1[j] = s1[0];
+    }
+    for (size_t blk = 0; blk < blocks; blk++) {
+        __m128i a0[LANES], a1[LANES], m[LANES][4];
+        for (int j = 0; j < LANES; j++) {
+            a0[j] = s0[j];
+            a1[j] = s1[j];
+        }
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
-            __m128i wx, wy;
-            if (i < 4) {
-                wx = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(a + 16 * i)), SHANI_MASK);
-                wy = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b + 16 * i)), SHANI_MASK);
-            } else {
-                wx = SHANI_SCHEDULE(mx, i);
-                wy = SHANI_SCHEDULE(my, i);
+            __m128i kk = _mm_loadu_si128((const __m128i *)&K256[4 * i]), k[LANES];
+#pragma GCC unroll 4
+            for (int j = 0; j < LANES; j++) {
+                __m128i w =
+                    i < 4 ? _mm_shuffle_epi8(
+                                _mm_loadu_si128((const __m128i *)(p[j] + 64 * blk + 16 * i)),
+                                SHANI_MASK)
+                          : SHANI_SCHEDULE(m[j], i);
+                m[j][i & 3] = w;
+                k[j] = _mm_add_epi32(w, kk);
             }
-            mx[i & 3] = wx;
-            my[i & 3] = wy;
-            kk = _mm_loadu_si128((const __m128i *)&K256[4 * i]);
-            kx = _mm_add_epi32(wx, kk);
-            ky = _mm_add_epi32(wy, kk);
-            x1 = _mm_sha256rnds2_epu32(x1, x0, kx);
-            y1 = _mm_sha256rnds2_epu32(y1, y0, ky);
-            x0 = _mm_sha256rnds2_epu32(x0, x1, _mm_shuffle_epi32(kx, 0x0E));
-            y0 = _mm_sha256rnds2_epu32(y0, y1, _mm_shuffle_epi32(ky, 0x0E));
+#pragma GCC unroll 4
+            for (int j = 0; j < LANES; j++) s1[j] = _mm_sha256rnds2_epu32(s1[j], s0[j], k[j]);
+#pragma GCC unroll 4
+            for (int j = 0; j < LANES; j++)
+                s0[j] = _mm_sha256rnds2_epu32(s0[j], s1[j], _mm_shuffle_epi32(k[j], 0x0E));
         }
-        x0 = _mm_add_epi32(x0, ax0);
-        x1 = _mm_add_epi32(x1, ax1);
-        y0 = _mm_add_epi32(y0, ay0);
-        y1 = _mm_add_epi32(y1, ay1);
+        for (int j = 0; j < LANES; j++) {
+            s0[j] = _mm_add_epi32(s0[j], a0[j]);
+            s1[j] = _mm_add_epi32(s1[j], a1[j]);
+        }
     }
-    shani_store(x0, x1, out_a);
-    shani_store(y0, y1, out_b);
+    for (int j = 0; j < n; j++) shani_store(s0[j], s1[j], out[j]);
 }
 
 static int cpu_has_shani(void)
@@ -198,18 +207,18 @@ static int cpu_has_shani(void)
 /* ------------------------------------------------------------------ implementations */
 
 typedef void (*compress_fn)(uint32_t st[8], const uint8_t *data, size_t blocks);
-typedef void (*pair_fn)(const uint32_t mid[8], const uint8_t *a, const uint8_t *b,
-                        size_t blocks, uint32_t out_a[8], uint32_t out_b[8]);
+typedef void (*group_fn)(const uint32_t mid[8], const uint8_t *const msg[LANES], int n,
+                         size_t blocks, uint32_t out[LANES][8]);
 
 typedef struct {
     const char *name;
     compress_fn compress;
-    pair_fn pair;
+    group_fn group;
 } impl_t;
 
-static const impl_t IMPL_PORTABLE = {"portable", compress_portable, pair_portable};
+static const impl_t IMPL_PORTABLE = {"portable", compress_portable, group_portable};
 #ifdef RANKHASH_X86
-static const impl_t IMPL_SHANI = {"sha-ni", compress_shani, pair_shani};
+static const impl_t IMPL_SHANI = {"sha-ni", compress_shani, group_shani};
 #endif
 static const impl_t *impl_default = &IMPL_PORTABLE;
 
@@ -343,13 +352,32 @@ static void ids_layout(ids_t *ids, Py_ssize_t plen)
     ids->plen = plen;
 }
 
-/* Per-enterprise hashing context: the midstate after the prefix's whole blocks, and two work
- * buffers whose first r bytes hold the rest of the prefix. */
+/* Per-enterprise hashing context: the midstate after the prefix's whole blocks, and one work
+ * buffer a lane whose first r bytes hold the rest of the prefix. */
 typedef struct {
     uint32_t mid[8];
     Py_ssize_t r;
-    uint8_t *buf_a, *buf_b;
+    uint8_t *buf[LANES];
 } prefix_ctx;
+
+static int prefix_ctx_alloc(prefix_ctx *c, const ids_t *ids)
+{
+    size_t size = (size_t)(63 + ids->tail_cap + 64);
+    int ok = 1;
+    for (int j = 0; j < LANES; j++) {
+        c->buf[j] = PyMem_RawMalloc(size);
+        ok = ok && c->buf[j] != NULL;
+    }
+    return ok ? 0 : -1;
+}
+
+static void prefix_ctx_free(prefix_ctx *c)
+{
+    for (int j = 0; j < LANES; j++) {
+        PyMem_RawFree(c->buf[j]);
+        c->buf[j] = NULL;
+    }
+}
 
 static void prefix_begin(prefix_ctx *c, const impl_t *impl, ids_t *ids, const uint8_t *prefix,
                          Py_ssize_t plen)
@@ -358,28 +386,22 @@ static void prefix_begin(prefix_ctx *c, const impl_t *impl, ids_t *ids, const ui
     memcpy(c->mid, IV256, sizeof(IV256));
     if (whole) impl->compress(c->mid, prefix, (size_t)whole);
     c->r = plen % 64;
-    memcpy(c->buf_a, prefix + whole * 64, (size_t)c->r);
-    memcpy(c->buf_b, prefix + whole * 64, (size_t)c->r);
+    for (int j = 0; j < LANES; j++) memcpy(c->buf[j], prefix + whole * 64, (size_t)c->r);
     ids_layout(ids, plen);
 }
 
-static inline void hash_one(const prefix_ctx *c, const impl_t *impl, const ids_t *ids,
-                            Py_ssize_t i, uint32_t out[8])
+/* the digests (as state words) of ids which[0..n-1], all of the same block count */
+static inline void hash_group(const prefix_ctx *c, const impl_t *impl, const ids_t *ids,
+                              const Py_ssize_t *which, int n, uint32_t out[LANES][8])
 {
-    uint32_t blocks = ids->blocks[i];
-    memcpy(c->buf_a + c->r, ids->tail + ids->tail_at[i], (size_t)(blocks * 64 - c->r));
-    memcpy(out, c->mid, 32);
-    impl->compress(out, c->buf_a, blocks);
-}
-
-static inline void hash_two(const prefix_ctx *c, const impl_t *impl, const ids_t *ids,
-                            Py_ssize_t i, Py_ssize_t j, uint32_t out_i[8], uint32_t out_j[8])
-{
-    uint32_t blocks = ids->blocks[i];
+    uint32_t blocks = ids->blocks[which[0]];
     size_t len = (size_t)(blocks * 64 - c->r);
-    memcpy(c->buf_a + c->r, ids->tail + ids->tail_at[i], len);
-    memcpy(c->buf_b + c->r, ids->tail + ids->tail_at[j], len);
-    impl->pair(c->mid, c->buf_a, c->buf_b, blocks, out_i, out_j);
+    const uint8_t *msg[LANES];
+    for (int j = 0; j < n; j++) {
+        memcpy(c->buf[j] + c->r, ids->tail + ids->tail_at[which[j]], len);
+        msg[j] = c->buf[j];
+    }
+    impl->group(c->mid, msg, n, blocks, out);
 }
 
 /* ------------------------------------------------------------------ top k */
@@ -470,7 +492,8 @@ static PyObject *rank(PyObject *self, PyObject *args, PyObject *kwargs)
 
     PyObject *result = NULL, *eligible_obj = NULL, *best_obj = NULL;
     ids_t ids;
-    uint8_t *pbytes = NULL, *buf_a = NULL, *buf_b = NULL;
+    uint8_t *pbytes = NULL;
+    prefix_ctx ctx = {{0}, 0, {NULL}};
     Py_ssize_t *pstart = NULL, n = 0, max_plen = 0;
     uint32_t *stamp = NULL;
     ranked_t *top = NULL;
@@ -513,12 +536,9 @@ static PyObject *rank(PyObject *self, PyObject *args, PyObject *kwargs)
     eligible_obj = PyBytes_FromStringAndSize(NULL, n * 4);
     best_obj = PyBytes_FromStringAndSize(NULL, n * k * 4);
     if (eligible_obj == NULL || best_obj == NULL) goto done;
-    size_t bufsize = (size_t)(63 + ids.tail_cap + 64);
-    buf_a = PyMem_RawMalloc(bufsize);
-    buf_b = PyMem_RawMalloc(bufsize);
     stamp = PyMem_RawCalloc((size_t)(ids.n ? ids.n : 1), sizeof(uint32_t));
     top = PyMem_RawMalloc(sizeof(ranked_t) * (size_t)k);
-    if (buf_a == NULL || buf_b == NULL || stamp == NULL || top == NULL) {
+    if (prefix_ctx_alloc(&ctx, &ids) < 0 || stamp == NULL || top == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -526,10 +546,8 @@ static PyObject *rank(PyObject *self, PyObject *args, PyObject *kwargs)
     int32_t *best_out = (int32_t *)PyBytes_AS_STRING(best_obj);
 
     Py_BEGIN_ALLOW_THREADS
-    prefix_ctx ctx;
-    ctx.buf_a = buf_a;
-    ctx.buf_b = buf_b;
-    uint32_t ha[8], hb[8];
+    uint32_t h[LANES][8];
+    Py_ssize_t wait[LANES];
     for (Py_ssize_t p = 0; p < n; p++) {
         /* stamp[i] == p + 1: inspector i is excluded for this enterprise */
         uint32_t mark = (uint32_t)(p + 1);
@@ -537,26 +555,28 @@ static PyObject *rank(PyObject *self, PyObject *args, PyObject *kwargs)
         int32_t lu = local_unit[p];
         prefix_begin(&ctx, impl, &ids, pbytes + pstart[p], pstart[p + 1] - pstart[p]);
         topk_t t = {top, k, 0};
-        Py_ssize_t count = 0, waiting = -1;
-        for (Py_ssize_t i = 0; i < ids.n; i++) {
-            if (stamp[i] == mark || (lu >= 0 && id_unit[i] == lu)) continue;
-            count++;
-            if (waiting < 0) {
-                waiting = i;
-            } else if (ids.blocks[waiting] == ids.blocks[i]) {
-                hash_two(&ctx, impl, &ids, waiting, i, ha, hb);
-                topk_offer(&t, &ids, ha, waiting);
-                topk_offer(&t, &ids, hb, i);
-                waiting = -1;
-            } else {
-                hash_one(&ctx, impl, &ids, waiting, ha);
-                topk_offer(&t, &ids, ha, waiting);
-                waiting = i;
+        Py_ssize_t count = 0;
+        int nw = 0;
+        /* eligible ids in groups of LANES of the same block count (ids of mixed lengths
+         * may break a group early) */
+        for (Py_ssize_t i = 0; i <= ids.n; i++) {
+            int last = i == ids.n;
+            if (!last) {
+                if (stamp[i] == mark || (lu >= 0 && id_unit[i] == lu)) continue;
+                count++;
             }
-        }
-        if (waiting >= 0) {
-            hash_one(&ctx, impl, &ids, waiting, ha);
-            topk_offer(&t, &ids, ha, waiting);
+            if (nw > 0 && (last || ids.blocks[wait[0]] != ids.blocks[i])) {
+                hash_group(&ctx, impl, &ids, wait, nw, h);
+                for (int j = 0; j < nw; j++) topk_offer(&t, &ids, h[j], wait[j]);
+                nw = 0;
+            }
+            if (last) break;
+            wait[nw++] = i;
+            if (nw == LANES) {
+                hash_group(&ctx, impl, &ids, wait, nw, h);
+                for (int j = 0; j < nw; j++) topk_offer(&t, &ids, h[j], wait[j]);
+                nw = 0;
+            }
         }
         eligible_out[p] = (int32_t)count;
         for (Py_ssize_t j = 0; j < k; j++) best_out[p * k + j] = j < t.count ? t.top[j].index : -1;
@@ -575,8 +595,7 @@ done:
     if (have_ids) ids_free(&ids);
     PyMem_RawFree(pbytes);
     PyMem_RawFree(pstart);
-    PyMem_RawFree(buf_a);
-    PyMem_RawFree(buf_b);
+    prefix_ctx_free(&ctx);
     PyMem_RawFree(stamp);
     PyMem_RawFree(top);
     return result;
@@ -594,42 +613,37 @@ static PyObject *digests(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &impl_obj))
         return NULL;
     PyObject *out = NULL;
-    uint8_t *buf_a = NULL, *buf_b = NULL;
+    prefix_ctx ctx = {{0}, 0, {NULL}};
     ids_t ids;
     const impl_t *impl = impl_by_name(impl_obj);
     if (impl == NULL || ids_init(&ids, ids_obj) < 0) {
         PyBuffer_Release(&prefix);
         return NULL;
     }
-    size_t bufsize = (size_t)(63 + ids.tail_cap + 64);
-    buf_a = PyMem_RawMalloc(bufsize);
-    buf_b = PyMem_RawMalloc(bufsize);
-    uint32_t *h = PyMem_RawMalloc(32 * (size_t)(ids.n ? ids.n : 1));
-    if (buf_a == NULL || buf_b == NULL || h == NULL) {
+    uint32_t(*h)[8] = PyMem_RawMalloc(32 * (size_t)(ids.n + LANES));
+    if (prefix_ctx_alloc(&ctx, &ids) < 0 || h == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    prefix_ctx ctx;
-    ctx.buf_a = buf_a;
-    ctx.buf_b = buf_b;
     prefix_begin(&ctx, impl, &ids, prefix.buf, prefix.len);
-    /* pairs where the block counts allow, as rank() hashes them */
+    /* in groups of LANES of the same block count, as rank() hashes them */
     Py_ssize_t i = 0;
     while (i < ids.n) {
-        if (i + 1 < ids.n && ids.blocks[i] == ids.blocks[i + 1]) {
-            hash_two(&ctx, impl, &ids, i, i + 1, h + 8 * i, h + 8 * (i + 1));
-            i += 2;
-        } else {
-            hash_one(&ctx, impl, &ids, i, h + 8 * i);
-            i += 1;
+        Py_ssize_t which[LANES];
+        int nw = 0;
+        while (nw < LANES && i + nw < ids.n && ids.blocks[i + nw] == ids.blocks[i]) {
+            which[nw] = i + nw;
+            nw++;
         }
+        hash_group(&ctx, impl, &ids, which, nw, h + i);
+        i += nw;
     }
     out = PyList_New(ids.n);
     if (out == NULL) goto done;
     for (i = 0; i < ids.n; i++) {
         uint8_t d[32];
         for (int w = 0; w < 8; w++) {
-            uint32_t v = h[8 * i + w];
+            uint32_t v = h[i][w];
             d[4 * w] = (uint8_t)(v >> 24);
             d[4 * w + 1] = (uint8_t)(v >> 16);
             d[4 * w + 2] = (uint8_t)(v >> 8);
@@ -645,8 +659,7 @@ static PyObject *digests(PyObject *self, PyObject *args, PyObject *kwargs)
 done:
     PyBuffer_Release(&prefix);
     ids_free(&ids);
-    PyMem_RawFree(buf_a);
-    PyMem_RawFree(buf_b);
+    prefix_ctx_free(&ctx);
     PyMem_RawFree(h);
     return out;
 }
