@@ -11,8 +11,8 @@ Rules carried here (DESIGN §3, Draws):
 Pure and deterministic: the only randomness is the seed, through
 :func:`qsampling.core.draw.inspector_rank_key`. The rank keys are hashed by the C extension
 :mod:`qsampling.core._rankhash` when it was built (installing from source with a C compiler
-builds it), else by hashlib from Python; both give the same teams, the extension about ten
-times faster.
+builds it), else by hashlib from Python; both give the same teams, the extension in about a
+tenth of the CPU time.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def assign_teams(
 
     Returns uscc -> inspector ids in rank order, in key order. Cost: one SHA-256 per eligible
     inspector per enterprise (the smallest hashes need every hash): with 2,000 inspectors
-    about 0.15 ms of one core per enterprise with the C extension on a CPU with SHA
+    about 0.1 ms of one core per enterprise with the C extension on a CPU with SHA
     instructions, 1.2-1.5 ms from Python.
 
     How it is computed does not change the result. The rank keys do not depend on the
@@ -180,7 +180,8 @@ def assign_teams(
 # Short-list length beyond team_size when a workload cap applies: how many capped
 # inspectors an enterprise's best-ranked ones may include before it is ranked again in full.
 _CAP_MARGIN = 14
-# Below this many (enterprise, inspector) hashes worker processes cost more than they save.
+# Below this many (enterprise, inspector) hashes worker processes cost more than they save
+# (threads, with the extension, would not, but a fraction of a second is not worth splitting).
 _PARALLEL_MIN_HASHES = 2_000_000
 _CHUNK = 2_000
 
