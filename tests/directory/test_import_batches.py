@@ -5,6 +5,7 @@ come out as they do otherwise."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +19,7 @@ from tests.directory.test_import_columns import messy_rows
 pytestmark = pytest.mark.usefixtures("reference")
 
 
-async def run(session: AsyncSession, data: bytes, **kw: object) -> importer.DirectoryImport:
+async def run(session: AsyncSession, data: bytes, **kw: Any) -> importer.DirectoryImport:
     return await importer.import_enterprises(
         session, f=io.BytesIO(data), filename="t.csv", actor=ACTOR, **kw
     )
