@@ -24,6 +24,7 @@ from qsampling.core.draw import (
     exclusions_csv,
     inspectors_csv,
     parse_exclusions_csv,
+    parse_pool_csv,
     pool_csv,
     verify_bundle,
 )
@@ -32,11 +33,11 @@ from qsampling.core.draw import (
 )
 from qsampling.draws import service
 from qsampling.draws.bundle import bundle_bytes
-from qsampling.draws.pool import pool_csv_bytes, pool_csv_sha256, sql_topk
+from qsampling.draws.pool import pool_csv_bytes, pool_csv_sha256, sql_topk, store_pool_csv
 from qsampling.draws.schemas import PlanCreate
 from qsampling.errors import Conflict, InvalidInput
 from qsampling.models.directory import Enterprise, Inspector, Region, Unit
-from qsampling.models.draws import Commitment, Plan, PoolRow, Task, TaskInspector
+from qsampling.models.draws import Commitment, Plan, Task, TaskInspector
 from tests.core import test_draw as golden
 from tests.draws.conftest import ITEM, add_conflict, build_province
 
@@ -125,12 +126,7 @@ async def _golden_commitment(session: AsyncSession) -> Plan:
     )
     session.add(c)
     await session.flush()
-    # inserted in reverse order: the file and the draw must not depend on it
-    for cand in reversed(golden.POOL):
-        session.add(
-            PoolRow(commitment_id=c.id, uscc=cand.uscc, stratum=cand.stratum, unit=cand.unit)
-        )
-    await session.flush()
+    await store_pool_csv(session, commitment_id=c.id, data=pool_csv(golden.POOL))
     return plan
 
 
@@ -192,19 +188,30 @@ async def test_the_sql_keys_are_the_core_keys(session: AsyncSession) -> None:
 
 
 async def test_pool_csv_from_copy_equals_core_pool_csv(session: AsyncSession) -> None:
-    plan = await _golden_commitment(session)
-    c = await service.current_commitment(session, plan_id=plan.id)
-    assert c is not None
-    units = ["a,b", 'q"uote', "中文单位", "", " spaced ", "x|y", "\\.", "NULL", "'"]
-    rows = [
-        Candidate(u, s, units[i % len(units)])
-        for i, (u, s) in enumerate(zip(golden.USCCS, ["A", "B|3501", "C,x", "D"] * 3, strict=False))
-    ]
-    await session.execute(text("DELETE FROM draw_pool WHERE commitment_id = :c"), {"c": c.id})
-    for r in rows:
-        session.add(PoolRow(commitment_id=c.id, uscc=r.uscc, stratum=r.stratum, unit=r.unit))
+    """The frozen file is COPY's output from the directory; it equals core.pool_csv of the
+    same rows for units that need quoting or look like markers, and reads back unchanged."""
+    prov = await build_province(session, enterprises=40, inspectors=4)
+    units = ["a,b", 'q"uote', "中文单位", " spaced ", "x|y", "\\.", "NULL", "'", '"', ","]
+    for code in units:
+        session.add(Unit(code=code, name=code, region_code=None))
     await session.flush()
-    assert await pool_csv_bytes(session, commitment_id=c.id) == pool_csv(rows)
+    usccs = prov.usccs()
+    for i, uscc in enumerate(usccs):
+        unit = None if i % 7 == 0 else units[i % len(units)]
+        await session.execute(
+            update(Enterprise).where(Enterprise.uscc == uscc).values(supervising_unit=unit)
+        )
+    plan = await _plan(session, scope={"category_codes": [], "statuses": ["存续", "注销"]})
+    res = await service.commit_plan(session, plan_id=plan.id, actor=ACTOR)
+    rows = (
+        await session.execute(
+            select(Enterprise.uscc, Enterprise.credit_class, Enterprise.supervising_unit)
+        )
+    ).all()
+    expected = pool_csv(Candidate(u, c, unit or "") for u, c, unit in rows)
+    assert b'"a,b"' in expected and b'"q""uote"' in expected
+    assert await pool_csv_bytes(session, commitment_id=res.commitment.id) == expected
+    assert res.commitment.pool_sha256 == hashlib.sha256(expected).hexdigest()
 
 
 _strata = st.sampled_from(["A", "B", "C", "D|3501"])
@@ -222,25 +229,35 @@ _strata = st.sampled_from(["A", "B", "C", "D|3501"])
     seed=st.binary(min_size=32, max_size=32),
     order=st.randoms(use_true_random=False),
     share=st.floats(0, 1),
+    bound=st.sampled_from(["none", "true", "too large"]),
 )
 async def test_sql_selection_equals_core_select(
-    session: AsyncSession, pool, seed, order: random.Random, share: float
+    session: AsyncSession, pool, seed, order: random.Random, share: float, bound: str
 ) -> None:
     plan = await _golden_commitment(session) if await session.get(Plan, 42) is None else None
     c = await service.current_commitment(session, plan_id=42)
     assert c is not None and (plan is None or plan.id == 42)
-    await session.execute(text("DELETE FROM draw_pool WHERE commitment_id = :c"), {"c": c.id})
+    await session.execute(
+        text("DELETE FROM draw_pool_chunks WHERE commitment_id = :c"), {"c": c.id}
+    )
     cands = [Candidate(f"91350102MA{n:08d}", s, "") for n, s in pool]
-    rows = list(cands)
-    order.shuffle(rows)
-    for r in rows:
-        session.add(PoolRow(commitment_id=c.id, uscc=r.uscc, stratum=r.stratum, unit=""))
-    await session.flush()
+    # the lines of the stored file in any order: the selection must not depend on it
+    lines = pool_csv(cands).splitlines(keepends=True)
+    body = lines[1:]
+    order.shuffle(body)
+    await store_pool_csv(session, commitment_id=c.id, data=b"".join(lines[:1] + body))
     sizes: dict[str, int] = {}
     for cand in cands:
         sizes[cand.stratum] = sizes.get(cand.stratum, 0) + 1
     quotas = {s: round(n * share) for s, n in sizes.items()}
-    got = await sql_topk(session, commitment_id=c.id, seed=seed, quotas=quotas)
+    # with the strata sizes only keys under a ceiling are sorted; sizes far too large make
+    # the ceilings too low, and the selection must still come out whole
+    given_sizes = {
+        "none": None,
+        "true": sizes,
+        "too large": {s: 1000 * n for s, n in sizes.items()},
+    }[bound]
+    got = await sql_topk(session, commitment_id=c.id, seed=seed, quotas=quotas, sizes=given_sizes)
     want = core_select(seed, cands, quotas)
     assert sorted((r.key.hex(), r.uscc, r.stratum) for r in got) == [
         (s.key, s.uscc, s.stratum) for s in want
@@ -274,6 +291,11 @@ async def test_teams_respect_conflicts_cap_cross_unit(session: AsyncSession) -> 
     assert victim in {t.uscc for t in tasks}  # class D is drawn in full (ratio 1)
 
 
+async def _pool_usccs(session: AsyncSession, commitment_id: int) -> set[str]:
+    data = await pool_csv_bytes(session, commitment_id=commitment_id)
+    return {c.uscc for c in parse_pool_csv(data)}
+
+
 async def test_exclusion_window_and_rotation(session: AsyncSession) -> None:
     prov = await build_province(session, enterprises=60, inspectors=8)
     first, _ = await _committed_and_drawn(session)
@@ -281,25 +303,13 @@ async def test_exclusion_window_and_rotation(session: AsyncSession) -> None:
     # a second routine plan for the same item leaves out what was just inspected
     second = await _plan(session)
     res = await service.commit_plan(session, plan_id=second.id, actor=ACTOR)
-    pool = set(
-        (
-            await session.scalars(
-                select(PoolRow.uscc).where(PoolRow.commitment_id == res.commitment.id)
-            )
-        ).all()
-    )
+    pool = await _pool_usccs(session, res.commitment.id)
     assert pool and not (pool & set(drawn))
     # follow-up and emergency plans ignore the window; rotation bans last time's inspectors
     for plan_type in ("emergency", "follow_up"):
         p = await _plan(session, plan_type=plan_type)
         r = await service.commit_plan(session, plan_id=p.id, actor=ACTOR)
-        pool = set(
-            (
-                await session.scalars(
-                    select(PoolRow.uscc).where(PoolRow.commitment_id == r.commitment.id)
-                )
-            ).all()
-        )
+        pool = await _pool_usccs(session, r.commitment.id)
         assert set(drawn) <= pool
         pairs = set(parse_exclusions_csv(bytes(r.commitment.exclusions_csv)))
         for uscc, team in drawn.items():
@@ -510,3 +520,25 @@ async def test_committed_pool_hash_is_the_hash_of_core_pool_csv(session: AsyncSe
     assert res.commitment.strata_sizes == {
         c: sum(1 for r in rows if r[1] == c) for c in sorted({r[1] for r in rows})
     }
+
+
+async def test_sql_selection_of_a_large_stratum_equals_core_select(session: AsyncSession) -> None:
+    """Large strata with small quotas: only keys under each stratum's ceiling are sorted."""
+    plan = await _golden_commitment(session)
+    c = await service.current_commitment(session, plan_id=plan.id)
+    assert c is not None
+    await session.execute(
+        text("DELETE FROM draw_pool_chunks WHERE commitment_id = :c"), {"c": c.id}
+    )
+    cands = [Candidate(f"91350102MA{n:08d}", "ABC"[n % 3], f"U{n % 5}") for n in range(0, 30000, 7)]
+    await store_pool_csv(session, commitment_id=c.id, data=pool_csv(cands))
+    sizes = {s: sum(1 for x in cands if x.stratum == s) for s in "ABC"}
+    quotas = {"A": 3, "B": 40, "C": 0}
+    for seed in (bytes(32), bytes(range(32)), hashlib.sha256(b"x").digest()):
+        got = await sql_topk(session, commitment_id=c.id, seed=seed, quotas=quotas, sizes=sizes)
+        want = core_select(seed, cands, quotas)
+        assert [(r.key.hex(), r.uscc, r.stratum) for r in sorted(got, key=lambda r: r.key)] == [
+            (s.key, s.uscc, s.stratum) for s in want
+        ]
+        units = {x.uscc: x.unit for x in cands}
+        assert all(r.unit == units[r.uscc] for r in got)

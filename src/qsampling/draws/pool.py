@@ -1,25 +1,39 @@
-"""Set-based work on the frozen pool: freezing it, streaming ``pool.csv``, the SQL top-k.
+"""Set-based work on the frozen pool: freezing it, streaming ``pool.csv``, the top-k.
 
-The algorithm itself is :mod:`qsampling.core.draw`; this module only moves rows with
-PostgreSQL. Two places reproduce core behaviour in SQL, each pinned by a test against core:
+The algorithm itself is :mod:`qsampling.core.draw`; this module only moves bytes and rows
+with PostgreSQL.
 
-- ``pool.csv`` is written by ``COPY … (FORMAT csv, HEADER)`` in byte order of the uscc, which
-  gives the bytes of :func:`qsampling.core.draw.pool_csv` (same quoting rules for the
-  values that occur; a NULL unit is written as nothing, like the empty string in Python);
-- step 4 keys are ``sha256(prefix || uscc)`` in SQL with a top-k per stratum
-  (``ORDER BY key LIMIT n_h``, a bounded heap sort as cheap as ``ORDER BY random() LIMIT``),
-  and the service re-checks every drawn key with :func:`qsampling.core.draw.enterprise_key`.
+The frozen pool is stored as the committed file itself: the bytes of ``pool.csv`` in
+``draw_pool_chunks``, cut at line ends into chunks of about :data:`CHUNK_BYTES`. Freezing is
+one ``COPY (SELECT … ORDER BY uscc) TO STDOUT (FORMAT csv, HEADER)`` of the enterprises in
+scope, which gives the bytes of :func:`qsampling.core.draw.pool_csv` (same quoting rules for
+the values that occur; a NULL unit is written as nothing, like the empty string in Python);
+this process hashes them, counts the strata and stores them unchanged. The bundle, the
+exclusion pairs and the draw read these bytes back and nothing else, so a later change to the
+directory never reaches a commitment.
+
+Reading ``pool.csv`` in SQL relies on its shape, which the database's constraints guarantee
+and :class:`PoolFile` checks while freezing: one line per candidate, the uscc and the stratum
+never quoted (USCC characters; credit classes, sizes, channels, region codes), so
+``split_part(line, ',', 1)`` is the uscc and ``split_part(line, ',', 2)`` the stratum; the
+unit, last, may be quoted and is parsed in Python.
+
+Step 4 keys are ``sha256(prefix || uscc)`` in SQL with a top-k per stratum, and the service
+re-checks every drawn key with :func:`qsampling.core.draw.enterprise_key`; a test pins the SQL
+selection to :func:`qsampling.core.draw.select`.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 STRATUM_SQL = {
@@ -29,16 +43,35 @@ STRATUM_SQL = {
     "channel": "e.channel",
 }
 
-# asyncpg wraps it as COPY (…) TO STDOUT WITH (FORMAT csv, HEADER)
-POOL_SELECT_SQL = (
-    "SELECT uscc, stratum, NULLIF(unit, '') AS unit FROM draw_pool "
-    'WHERE commitment_id = $1 ORDER BY uscc COLLATE "C"'
+POOL_HEADER_LINE = b"uscc,stratum,unit\n"
+# Chunks of about a thousand lines: PostgreSQL plans string_to_table() for 1,000 rows a call,
+# so a join over the parsed pool is planned for about its real size (a pool taken for a
+# handful of rows once made the exclusion join run for minutes).
+CHUNK_BYTES = 32 * 1024
+# chunks read per round trip when a pool is read back (8 MiB)
+READ_BATCH = 256
+
+# The lines of a commitment's stored pool.csv, header and empty tail excluded; ``{cid}`` is
+# the placeholder of the commitment id.
+POOL_LINES_SQL = (
+    "SELECT x.line FROM draw_pool_chunks c "
+    "CROSS JOIN LATERAL string_to_table(convert_from(c.data, 'UTF8'), E'\\n') AS x(line) "
+    "WHERE c.commitment_id = {cid} AND x.line <> '' AND x.line <> 'uscc,stratum,unit'"
 )
 
 ENTERPRISE_PREFIX = b"QSDRAW-1\x00"
 # Freezing or drawing a pool of ten million takes minutes: these statements get their own
 # timeout instead of the connection's default command timeout (db.create_engine: 120 s).
 LONG_STATEMENT_TIMEOUT = 3600.0
+
+
+def pool_usccs_sql(cid: str) -> str:
+    """A subquery of the usccs of a stored pool (``cid``: the commitment id placeholder)."""
+    return (
+        "SELECT split_part(p.line, ',', 1) AS uscc FROM ("
+        + POOL_LINES_SQL.format(cid=cid)
+        + ") AS p"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,19 +96,102 @@ def stratum_expression(fields: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
+_split_fields = methodcaller("split", b",", 2)
+_second = itemgetter(1)
+
+
+class PoolFile:
+    """``pool.csv`` as it is written: hashed, its strata counted, cut into chunks at line ends.
+
+    Checks the shape the SQL readers of a stored pool rely on (see the module docstring):
+    the header, one candidate a line, only the unit ever quoted.
+    """
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.chunks: list[bytes] = []
+        self._counts: Counter[bytes] = Counter()
+        self._pending = b""
+        self._header = True
+
+    async def write(self, data: bytes) -> None:
+        """COPY's output callback."""
+        self.feed(bytes(data))
+
+    def feed(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+        buf = self._pending + data if self._pending else data
+        start = 0
+        while len(buf) - start >= CHUNK_BYTES:
+            end = buf.rfind(b"\n", start, start + CHUNK_BYTES) + 1
+            if end <= start:  # one line longer than a chunk: the chunk ends with it
+                end = buf.find(b"\n", start + CHUNK_BYTES) + 1
+                if end == 0:
+                    break
+            self._add(buf[start:end])
+            start = end
+        self._pending = buf[start:]
+
+    def close(self) -> None:
+        if self._pending:
+            if not self._pending.endswith(b"\n"):
+                raise RuntimeError("pool.csv does not end with a line end")
+            self._add(self._pending)
+            self._pending = b""
+        if self._header:
+            raise RuntimeError("pool.csv has no header")
+
+    def sizes(self) -> dict[str, int]:
+        """N_h per stratum."""
+        return {k.decode("utf-8"): v for k, v in sorted(self._counts.items())}
+
+    def _add(self, chunk: bytes) -> None:
+        lines = chunk.split(b"\n")
+        del lines[-1]  # the chunk ends with a line end
+        if self._header:
+            if lines[0] + b"\n" != POOL_HEADER_LINE:
+                raise RuntimeError(f"pool.csv starts with {lines[0]!r}, not its header")
+            del lines[0]
+            self._header = False
+        if b'"' in chunk:
+            for line in lines:
+                if b'"' in line:
+                    fields = line.split(b",", 2)
+                    if len(fields) < 3 or b'"' in fields[0] or b'"' in fields[1]:
+                        raise RuntimeError(f"pool.csv line {line!r}: only the unit may be quoted")
+        self._counts.update(map(_second, map(_split_fields, lines)))
+        self.chunks.append(chunk)
+
+
+async def asyncpg_connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection (same transaction), for COPY and long statements."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _store_chunks(apg: Any, commitment_id: int, chunks: Iterable[bytes]) -> None:
+    await apg.copy_records_to_table(
+        "draw_pool_chunks",
+        records=((commitment_id, seq, chunk) for seq, chunk in enumerate(chunks)),
+        columns=["commitment_id", "seq", "data"],
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+
+
 async def freeze_pool(
     session: AsyncSession, *, commitment_id: int, scope: PoolScope
 ) -> tuple[dict[str, int], str]:
-    """Freeze the pool and write ``pool.csv`` in one pass: returns (N_h per stratum, SHA-256).
+    """Freeze the pool: write ``pool.csv`` once, store its bytes; returns (N_h, SHA-256).
 
-    ``COPY (INSERT INTO draw_pool … SELECT … FROM enterprises … ORDER BY uscc RETURNING …)``
-    inserts the rows in uscc byte order and streams them back as ``pool.csv``; this process
-    hashes the bytes and counts the strata while PostgreSQL is still inserting (the two
-    work on separate cores). The executor returns RETURNING rows in the order it inserts
-    them, the order of the sorted SELECT; the bundle regenerates the file from the frozen
-    rows with ``ORDER BY uscc``, and the tests check both give the same bytes.
+    One ``COPY (SELECT … FROM enterprises … ORDER BY uscc) TO STDOUT`` writes the file; this
+    process hashes the bytes, counts the strata and cuts the chunks while PostgreSQL is
+    still sending (the two work on separate cores), then stores the chunks with one binary
+    COPY. Nothing but the file is stored: the draw and the bundle read these same bytes.
     """
-    args: list[Any] = [commitment_id]
+    args: list[Any] = []
 
     def arg(value: Any) -> str:
         args.append(value)
@@ -108,67 +224,51 @@ async def freeze_pool(
                 f"now() - make_interval(days => CAST({arg(scope.exclusion_days)} AS int)))"
             )
     sql = (
-        "INSERT INTO draw_pool (commitment_id, uscc, stratum, unit) "
-        f"SELECT CAST($1 AS bigint), e.uscc, {stratum}, coalesce(e.supervising_unit, '') "
-        "FROM enterprises e WHERE " + " AND ".join(where) + ' ORDER BY e.uscc COLLATE "C" '
-        "RETURNING uscc, stratum, NULLIF(unit, '') AS unit"
+        f"SELECT e.uscc AS uscc, {stratum} AS stratum, NULLIF(e.supervising_unit, '') AS unit "
+        "FROM enterprises e WHERE " + " AND ".join(where) + ' ORDER BY e.uscc COLLATE "C"'
     )
-    digest = hashlib.sha256()
-    counts: Counter[bytes] = Counter()
-    rest = b""
-    header = True
-
-    async def sink(chunk: bytes) -> None:
-        nonlocal rest, header
-        digest.update(chunk)
-        lines = (rest + bytes(chunk)).split(b"\n")
-        rest = lines.pop()
-        if header and lines:
-            lines = lines[1:]
-            header = False
-        # the stratum is the second field; stratum values never hold a comma or a quote
-        counts.update(line.split(b",", 2)[1] for line in lines)
-
+    pool = PoolFile()
     apg = await asyncpg_connection(session)
     await apg.copy_from_query(
-        sql, *args, output=sink, format="csv", header=True, timeout=LONG_STATEMENT_TIMEOUT
+        sql, *args, output=pool.write, format="csv", header=True, timeout=LONG_STATEMENT_TIMEOUT
     )
-    if rest:  # pragma: no cover - COPY ends every row with a newline
-        raise RuntimeError("pool.csv did not end with a newline")
-    return {k.decode("utf-8"): v for k, v in sorted(counts.items())}, digest.hexdigest()
+    pool.close()
+    await _store_chunks(apg, commitment_id, pool.chunks)
+    return pool.sizes(), pool.digest.hexdigest()
 
 
-async def strata_sizes(session: AsyncSession, *, commitment_id: int) -> dict[str, int]:
-    rows = await session.execute(
-        text(
-            "SELECT stratum, count(*) FROM draw_pool WHERE commitment_id = :cid "
-            "GROUP BY stratum ORDER BY stratum"
-        ),
-        {"cid": commitment_id},
-    )
-    return {r[0]: int(r[1]) for r in rows}
-
-
-async def asyncpg_connection(session: AsyncSession) -> Any:
-    """The session's asyncpg connection (same transaction), for COPY and long statements."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
+async def store_pool_csv(session: AsyncSession, *, commitment_id: int, data: bytes) -> PoolFile:
+    """Store given ``pool.csv`` bytes as a commitment's frozen pool (imports, tests)."""
+    pool = PoolFile()
+    pool.feed(data)
+    pool.close()
+    await _store_chunks(await asyncpg_connection(session), commitment_id, pool.chunks)
+    return pool
 
 
 async def stream_pool_csv(
     session: AsyncSession, *, commitment_id: int, sink: Callable[[bytes], Awaitable[None]]
 ) -> None:
-    """Write ``pool.csv`` of a commitment to ``sink`` chunk by chunk (COPY, same transaction)."""
+    """Write ``pool.csv`` of a commitment to ``sink`` chunk by chunk, as stored. A commitment
+    without a stored pool reads as the header alone."""
     apg = await asyncpg_connection(session)
-    await apg.copy_from_query(
-        POOL_SELECT_SQL,
-        int(commitment_id),
-        output=sink,
-        format="csv",
-        header=True,
-        timeout=LONG_STATEMENT_TIMEOUT,
-    )
+    last = -1
+    while True:
+        rows = await apg.fetch(
+            "SELECT seq, data FROM draw_pool_chunks WHERE commitment_id = $1 AND seq > $2 "
+            "ORDER BY seq LIMIT $3",
+            int(commitment_id),
+            last,
+            READ_BATCH,
+            timeout=LONG_STATEMENT_TIMEOUT,
+        )
+        if last < 0 and not rows:
+            await sink(POOL_HEADER_LINE)
+        for row in rows:
+            await sink(row[1])
+        if len(rows) < READ_BATCH:
+            return
+        last = rows[-1][0]
 
 
 async def pool_csv_sha256(session: AsyncSession, *, commitment_id: int) -> tuple[str, int]:
@@ -203,26 +303,78 @@ class KeyedRow:
     key: bytes
 
 
+def _unit_of(line: str) -> str:
+    """The unit field of a pool.csv line (the only field that may be quoted)."""
+    rest = line.split(",", 2)[2]
+    if '"' not in rest:
+        return rest
+    return next(csv.reader([rest], strict=True))[0]
+
+
+def key_ceiling(n: int, size: int | None) -> bytes | None:
+    """An upper bound for the stratum's keys worth sorting: about n + 6√n + 16 of ``size``
+    uniform keys fall below it (None: keep every key).
+
+    A bound is only a shortcut: when fewer than n keys fall below it, the stratum is
+    selected again without one, so the result never depends on it.
+    """
+    if size is None:
+        return None
+    expected = n + 6 * math.isqrt(n) + 16
+    if expected >= size:
+        return None
+    return (((expected << 256) + size - 1) // size).to_bytes(32, "big")
+
+
+_TOPK_SQL = (
+    "SELECT z.uscc, z.stratum, z.line, z.k FROM ("
+    "  SELECT y.uscc, y.stratum, y.line, y.k, q.n, row_number() OVER ("
+    '    PARTITION BY y.stratum ORDER BY y.k, y.uscc COLLATE "C") AS rn FROM ('
+    "    SELECT split_part(p.line, ',', 1) AS uscc, split_part(p.line, ',', 2) AS stratum,"
+    "      p.line, sha256($1::bytea || convert_to(split_part(p.line, ',', 1), 'UTF8')) AS k"
+    "    FROM (" + POOL_LINES_SQL.format(cid="$2") + ") AS p"
+    "  ) AS y JOIN unnest($3::text[], $4::int[], $5::bytea[]) AS q(stratum, n, ceiling) "
+    "  ON q.stratum = y.stratum WHERE q.ceiling IS NULL OR y.k < q.ceiling"
+    ") AS z WHERE z.rn <= z.n ORDER BY z.stratum, z.rn"
+)
+
+
 async def sql_topk(
-    session: AsyncSession, *, commitment_id: int, seed: bytes, quotas: dict[str, int]
+    session: AsyncSession,
+    *,
+    commitment_id: int,
+    seed: bytes,
+    quotas: dict[str, int],
+    sizes: dict[str, int] | None = None,
 ) -> list[KeyedRow]:
-    """QSDRAW-1 step 4 in PostgreSQL: per stratum the n_h smallest
-    ``sha256(b"QSDRAW-1\\x00" + seed + b"\\x01" + uscc)``, as a bounded top-k sort."""
+    """QSDRAW-1 step 4 in PostgreSQL over the stored pool.csv: per stratum the n_h smallest
+    ``sha256(b"QSDRAW-1\\x00" + seed + b"\\x01" + uscc)``, in one pass over the file.
+
+    Every key is computed; with the strata sizes ``sizes`` (N_h) only the keys under each
+    stratum's :func:`key_ceiling` are sorted, about n_h of them instead of N_h.
+    """
     prefix = ENTERPRISE_PREFIX + bytes(seed) + b"\x01"
-    out: list[KeyedRow] = []
+    wanted = {s: n for s, n in sorted(quotas.items()) if n > 0}
+    ceilings = {s: key_ceiling(n, sizes.get(s) if sizes else None) for s, n in wanted.items()}
     apg = await asyncpg_connection(session)
-    for stratum, n in sorted(quotas.items()):
-        if n <= 0:
-            continue
+
+    async def select(strata: list[str], bounded: bool) -> dict[str, list[Any]]:
         rows = await apg.fetch(
-            "SELECT uscc, unit, sha256($1::bytea || convert_to(uscc, 'UTF8')) AS k "
-            "FROM draw_pool WHERE commitment_id = $2 AND stratum = $3 "
-            'ORDER BY k, uscc COLLATE "C" LIMIT $4',
+            _TOPK_SQL,
             prefix,
-            commitment_id,
-            stratum,
-            n,
+            int(commitment_id),
+            strata,
+            [wanted[s] for s in strata],
+            [ceilings[s] if bounded else None for s in strata],
             timeout=LONG_STATEMENT_TIMEOUT,
         )
-        out.extend(KeyedRow(r[0], stratum, r[1], bytes(r[2])) for r in rows)
-    return out
+        got: dict[str, list[Any]] = {s: [] for s in strata}
+        for r in rows:
+            got[r[1]].append(r)
+        return got
+
+    got = await select(list(wanted), True)
+    short = [s for s, n in wanted.items() if len(got[s]) < n and ceilings[s] is not None]
+    if short:
+        got.update(await select(short, False))
+    return [KeyedRow(r[0], r[1], _unit_of(r[2]), bytes(r[3])) for s in wanted for r in got[s]]

@@ -45,6 +45,7 @@ from qsampling.draws.pool import (
     PoolScope,
     asyncpg_connection,
     freeze_pool,
+    pool_usccs_sql,
     sql_topk,
 )
 from qsampling.draws.schemas import PlanCreate
@@ -349,20 +350,21 @@ async def _exclusion_pairs(
 ) -> list[tuple[str, str]]:
     """Declared conflicts (行政处罚法 art. 43) with pool enterprises, and rotation: the
     inspectors of each pool enterprise's most recent task (any check item). Only pairs of
-    eligible inspectors matter."""
+    eligible inspectors matter. The pool is the frozen pool.csv just stored, read in SQL;
+    its usccs are unique, so joining it selects without duplicating."""
     rows = await session.execute(
         text(
-            "WITH elig AS (SELECT unnest(CAST(:ids AS text[])) AS inspector_id) "
-            "SELECT c.inspector_id, c.uscc FROM inspector_conflicts c "
-            "JOIN draw_pool p ON p.commitment_id = :cid AND p.uscc = c.uscc "
-            "JOIN elig ON elig.inspector_id = c.inspector_id "
+            f"WITH pool AS NOT MATERIALIZED ({pool_usccs_sql(':cid')}) "
+            "SELECT c.inspector_id, c.uscc FROM pool "
+            "JOIN inspector_conflicts c ON c.uscc = pool.uscc "
+            "WHERE c.inspector_id = ANY(CAST(:ids AS text[])) "
             "UNION "
             "SELECT ti.inspector_id, last.uscc FROM ("
-            "  SELECT DISTINCT ON (t.uscc) t.id, t.uscc FROM tasks t "
-            "  JOIN draw_pool p ON p.commitment_id = :cid AND p.uscc = t.uscc "
+            "  SELECT DISTINCT ON (t.uscc) t.id, t.uscc FROM pool "
+            "  JOIN tasks t ON t.uscc = pool.uscc "
             "  WHERE t.status <> 'cancelled' ORDER BY t.uscc, t.created_at DESC, t.id DESC"
             ") AS last JOIN task_inspectors ti ON ti.task_id = last.id "
-            "JOIN elig ON elig.inspector_id = ti.inspector_id"
+            "WHERE ti.inspector_id = ANY(CAST(:ids AS text[]))"
         ),
         {"cid": commitment_id, "ids": inspector_ids},
     )
@@ -397,7 +399,7 @@ async def commit_plan(
     item = await _check_item(session, plan.check_item_code)
     source = entropy_source or plan.entropy_source or DEFAULT_ENTROPY_SOURCE
 
-    # the commitment row first (the pool rows reference it); real values are set below
+    # the commitment row first (the stored pool references it); real values are set below
     commitment = Commitment(
         plan_id=plan.id,
         commitment=f"pending-{secrets.token_hex(16)}",
@@ -607,7 +609,9 @@ async def draw_plan(
     seed = derive_seed(commitment.commitment, bytes(commitment.nonce), entropy)
     quotas = {k: int(v) for k, v in commitment.quotas.items()}
     sizes = {k: int(v) for k, v in commitment.strata_sizes.items()}
-    rows = await sql_topk(session, commitment_id=commitment.id, seed=seed, quotas=quotas)
+    rows = await sql_topk(
+        session, commitment_id=commitment.id, seed=seed, quotas=quotas, sizes=sizes
+    )
     # the SQL keys are re-derived by the core (the single source of QSDRAW-1)
     for row, key in zip(rows, enterprise_keys(seed, (r.uscc for r in rows)), strict=True):
         if row.key != key:  # pragma: no cover - would be a bug in the SQL

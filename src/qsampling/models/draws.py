@@ -69,7 +69,7 @@ class Plan(Base):
 
 
 class Commitment(Base):
-    """QSDRAW-1 step 1. The frozen files are stored (pool rows in ``draw_pool``); the nonce
+    """QSDRAW-1 step 1. The frozen files are stored (pool.csv in ``draw_pool_chunks``); the nonce
     stays secret until the draw. A failed draw (unstaffable) leaves the plan committed; a
     new commit supersedes the old one."""
 
@@ -91,19 +91,20 @@ class Commitment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class PoolRow(Base):
-    """One candidate of a commitment's frozen pool (pool.csv is regenerated from these)."""
+class PoolChunk(Base):
+    """A piece of a commitment's frozen ``pool.csv``: the file is the chunks' bytes in
+    ``seq`` order, each chunk whole lines (see :mod:`qsampling.draws.pool`). The file is kept
+    as committed, so its bytes, hash and draw never depend on how rows come back."""
 
-    __tablename__ = "draw_pool"
+    __tablename__ = "draw_pool_chunks"
 
-    # No foreign key: a commit writes up to millions of rows for the commitment it has just
-    # inserted, and the per-row FK trigger cost more than the insert itself (bench/draw.py).
-    # Commitments are never deleted (every one stays public).
-    commitment_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # collation "C": pool.csv is sorted in byte order, and the primary key then serves it
-    uscc: Mapped[str] = mapped_column(String(18, collation="C"), primary_key=True)
-    stratum: Mapped[str] = mapped_column(String(64))
-    unit: Mapped[str] = mapped_column(String(32), server_default="")
+    commitment_id: Mapped[int] = mapped_column(ForeignKey("commitments.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# the name under which qsampling.models exports the frozen pool's model
+PoolRow = PoolChunk
 
 
 class Draw(Base):
