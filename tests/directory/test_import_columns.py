@@ -134,3 +134,21 @@ def test_which_files_the_whole_column_reader_takes(data: str, takes: bool) -> No
 
 def test_whitespace_list_matches_python() -> None:
     assert set(importer.WHITESPACE_CHARS) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+
+@pytest.mark.parametrize("blank", [b"\n", b"\r\n", b",\n", b",\r\n"])
+@pytest.mark.parametrize("at", [(1 << 22) - 3, (1 << 22) - 1, 1 << 22, (1 << 22) + 1])
+def test_a_blank_row_anywhere_in_a_large_file_sends_it_to_the_row_reader(
+    blank: bytes, at: int
+) -> None:
+    """(The line ends of a large file are scanned a few megabytes at a time: a blank row on
+    the border between two pieces counts too.)"""
+    head = b"x,y\n"
+    first = b"a" * (at - len(head) - 3) + b",b\n"  # the next line starts at byte ``at``
+    rest = b"a,b\n" * 1000
+    for data, regular in ((head + first + rest, True), (head + first + blank + rest, False)):
+        assert data[at : at + len(blank)] == (blank if not regular else b"a,b\n"[: len(blank)])
+        f = io.BytesIO(data)
+        sniffed = sniff(f)
+        got = read_columns(f, sniffed, 2, 1)
+        assert (got is not None) == regular
