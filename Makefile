@@ -7,7 +7,7 @@ SCALE ?= small
 
 .PHONY: install run test lint typecheck pytest test-db openapi bench fuzz audit-deps clean-data stop-db
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/qsampling/core/_rankhash.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

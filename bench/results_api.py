@@ -21,7 +21,8 @@ On one fresh database (``qs_bench_results``, on the server of
   the app's pool), and ``COPY`` of the batch rows; the ratios API/raw and batch/COPY;
 - afterwards: every 2xx submission is in the database exactly once.
 
-Targets: ≥ 500 results/s (aim 1,000), p99 < 150 ms at 500/s offered, 0 errors; batch ≥ 10,000 results/s.
+Targets: ≥ 500 results/s (aim 1,000), p99 < 150 ms at 500/s offered, 0 errors; batch ≥ 10,000
+results/s.
 The load generator shares the machine with the server (say so when quoting figures).
 """
 

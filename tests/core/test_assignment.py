@@ -310,6 +310,9 @@ def test_a_tight_cap_forces_full_re_ranking_and_keeps_the_teams(
     inspectors of later enterprises are soon all capped: they are ranked again in full."""
     import qsampling.core.assignment as assignment
 
+    # the pure-Python path, whose full re-ranking goes through _rank_one (the extension's is
+    # tested in tests/core/test_rankhash.py)
+    monkeypatch.setattr(assignment, "_rankhash", None)
     sc = _busy_scenario(19, 26)
     calls: list[int] = []
     real = assignment._rank_one

@@ -9,9 +9,10 @@ How it is computed (rule 8 of the house style): PostgreSQL aggregates (``count(*
 ``count(*) FILTER (WHERE passed)``) grouped by the requested keys — for questions by
 category, region and period alone, the whole months come from ``final_result_counts``, a
 monthly summary that triggers keep equal to ``final_results`` in the same statement, and
-only the days of a partly covered first or last month from the results themselves; the handful of grouped
-rows then go through the pure, vectorised maths of :mod:`qsampling.core.stats` (intervals,
-tests, design-weighted estimates) in one NumPy call per statistic. The category tree is
+only the days of a partly covered first or last month from the results themselves; the
+handful of grouped rows then go through the pure, vectorised maths of
+:mod:`qsampling.core.stats` (intervals, tests, design-weighted estimates) in one NumPy call
+per statistic. The category tree is
 rolled up after aggregation (category codes are grouped as recorded, then cut to the first
 k dotted components), so any tree level costs the same single scan.
 
