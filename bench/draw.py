@@ -5,8 +5,8 @@ ratios giving about 5% drawn; 2,000 inspectors in 20 units; teams of 2. Measured
 run, on the same database:
 
 - baseline (b): ``COPY (SELECT uscc … ORDER BY uscc) TO STDOUT`` of the pool;
-- commit: ``service.commit_plan`` (freeze the pool, pool.csv hashed through COPY, inspectors,
-  exclusions, params), committed;
+- commit: ``service.commit_plan`` (freeze the pool: pool.csv written by COPY, hashed and
+  stored as it is; inspectors, exclusions, params), committed, with the time of each phase;
 - baseline (a): the naive non-verifiable draw ``SELECT … ORDER BY random() LIMIT n_h`` per
   stratum;
 - selection: QSDRAW-1 step 4 in SQL (``sha256`` top-k per stratum, what the service runs) and,
@@ -18,8 +18,11 @@ run, on the same database:
 
 Targets: draw ≤ 2× (a); commit ≤ 2× (b); 10M end to end < 2 min on 2 cores / 2 GB.
 
-The benchmark creates (and drops, unless ``--keep``) a database ``qs_bench_draw_<N>`` on the
-server of ``QSAMPLING_BENCH_DATABASE_URL`` (an asyncpg URL), else on the embedded server.
+``--skip-teams`` stops after the selection (commit and selection only, for quick runs).
+
+The benchmark creates (and drops, unless ``--keep``) a database ``<--db-prefix>_<N>``
+(``qs_bench_draw_<N>`` by default) on the server of ``QSAMPLING_BENCH_DATABASE_URL`` (an
+asyncpg URL), else on the embedded server.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ async def load(url: str, n: int, inspectors: int) -> float:
     return time.perf_counter() - t0
 
 
-async def baseline_copy(url: str) -> float:
+async def baseline_copy(url: str, work_mem: str | None = None) -> float:
     conn = await admin(url)
     total = 0
 
@@ -160,6 +163,8 @@ async def baseline_copy(url: str) -> float:
         total += len(chunk)
 
     try:
+        if work_mem:
+            await conn.execute(f"SET work_mem = '{work_mem}'")
         t0 = time.perf_counter()
         await conn.copy_from_query(
             "SELECT uscc FROM enterprises WHERE status = '存续' ORDER BY uscc COLLATE \"C\"",
@@ -197,19 +202,17 @@ def fold(partials: list[Any], quotas: dict[str, int]) -> Any:
 
 
 async def python_selection(url: str, cid: int, seed: bytes, quotas: dict[str, int]) -> Any:
+    """Step 4 by core over the stored pool.csv, read back chunk by chunk."""
     conn = await admin(url)
-    rest = b""
     partials = []
     batch: list[Candidate] = []
 
-    async def sink(chunk: bytes) -> None:
-        nonlocal rest, batch
-        data = rest + bytes(chunk)
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            uscc, stratum = line.decode().split("\t")
-            batch.append(Candidate(uscc, stratum, ""))
+    def take(seq: int, chunk: bytes) -> None:
+        nonlocal batch
+        # the bench units never need quoting, so a line splits on its commas
+        for line in chunk.decode().splitlines()[1 if seq == 0 else 0 :]:
+            uscc, stratum, unit = line.split(",")
+            batch.append(Candidate(uscc, stratum, unit))
         if len(batch) > 200_000:
             partials.append(topk_partial(seed, batch, quotas))
             batch = []
@@ -219,14 +222,72 @@ async def python_selection(url: str, cid: int, seed: bytes, quotas: dict[str, in
 
     try:
         t0 = time.perf_counter()
-        await conn.copy_from_query(
-            "SELECT uscc, stratum FROM draw_pool WHERE commitment_id = $1", cid, output=sink
-        )
+        after = -1
+        while True:
+            rows = await conn.fetch(
+                "SELECT seq, data FROM draw_pool_chunks WHERE commitment_id = $1 AND seq > $2 "
+                "ORDER BY seq LIMIT 256",
+                cid,
+                after,
+            )
+            for row in rows:
+                take(row[0], row[1])
+            if len(rows) < 256:
+                break
+            after = rows[-1][0]
         partials.append(topk_partial(seed, batch, quotas))
         selected = merge_partials(partials, quotas)
         return time.perf_counter() - t0, selected
     finally:
         await conn.close()
+
+
+class CommitPhases:
+    """Time spent in each phase of ``service.commit_plan`` (wrapping its steps while it runs)."""
+
+    def __init__(self) -> None:
+        from qsampling.draws import pool, service
+
+        self.seconds: dict[str, float] = {}
+        self._patches: list[tuple[Any, str, Any]] = []
+        for module, name in (
+            (service, "freeze_pool"),
+            (pool, "_store_chunks"),
+            (service, "_eligible_inspectors"),
+            (service, "exclusion_pairs"),
+        ):
+            self._patches.append((module, name, getattr(module, name)))
+        self._patches.append((pool.PoolFile, "feed", pool.PoolFile.feed))
+
+    def _timed_async(self, name: str, fn: Any) -> Any:
+        async def timed(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await fn(*a, **kw)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+        return timed
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        def timed(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+        return timed
+
+    def __enter__(self) -> CommitPhases:
+        for target, name, fn in self._patches:
+            wrap = self._timed if name == "feed" else self._timed_async
+            setattr(target, name, wrap(name, fn))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for target, name, fn in self._patches:
+            setattr(target, name, fn)
 
 
 def peak_mb() -> float:
@@ -304,11 +365,31 @@ async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[st
             plan_id = plan.id
         base_b = await baseline_copy(url)
         row("baseline (b) COPY uscc ORDER BY uscc", base_b)
+        # the commit sorts with more memory (service._sort_memory): the same COPY with it
+        base_b_mem = await baseline_copy(url, work_mem="128MB")
+        row("baseline (b) at the commit's work_mem 128MB", base_b_mem)
         t0 = time.perf_counter()
-        async with sm() as s:
-            res = await service.commit_plan(s, plan_id=plan_id, actor=ACTOR)
-            await s.commit()
+        with CommitPhases() as phases:
+            async with sm() as s:
+                res = await service.commit_plan(s, plan_id=plan_id, actor=ACTOR)
+                t1 = time.perf_counter()
+                await s.commit()
         commit_t = time.perf_counter() - t0
+        ph = phases.seconds
+        copy_t = ph["freeze_pool"] - ph["_store_chunks"]
+        for label, value in (
+            ("commit: pool.csv by COPY (query, sort, CSV)", copy_t - ph["feed"]),
+            ("commit: hash, count strata, cut chunks", ph["feed"]),
+            ("commit: store pool.csv chunks", ph["_store_chunks"]),
+            ("commit: eligible inspectors", ph["_eligible_inspectors"]),
+            ("commit: exclusion pairs (conflicts, rotation)", ph["exclusion_pairs"]),
+            (
+                "commit: plan, files, params, audit",
+                t1 - t0 - ph["freeze_pool"] - ph["_eligible_inspectors"] - ph["exclusion_pairs"],
+            ),
+            ("commit: COMMIT", commit_t - (t1 - t0)),
+        ):
+            row(label, value, share=f"{value / commit_t:.0%}")
         c = res.commitment
         quotas = {k: int(v) for k, v in c.quotas.items()}
         selected_n = sum(quotas.values())
@@ -317,6 +398,7 @@ async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[st
             commit_t,
             baseline=round(base_b, 3),
             ratio=round(commit_t / base_b, 2),
+            ratio_128mb=round(commit_t / base_b_mem, 2),
             target="≤ 2× (b)",
             met=commit_t <= 2 * base_b,
         )
@@ -327,13 +409,14 @@ async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[st
         # the new pool rows; do it here so the draw is planned as it would be (not timed)
         conn = await admin(url)
         try:
-            await conn.execute("ANALYZE draw_pool")
+            await conn.execute("ANALYZE draw_pool_chunks")
         finally:
             await conn.close()
         seed = derive_seed(c.commitment, bytes(c.nonce), ENTROPY)
+        sizes = {k: int(v) for k, v in c.strata_sizes.items()}
         async with sm() as s:
             t0 = time.perf_counter()
-            keyed = await sql_topk(s, commitment_id=c.id, seed=seed, quotas=quotas)
+            keyed = await sql_topk(s, commitment_id=c.id, seed=seed, quotas=quotas, sizes=sizes)
             sel_sql = time.perf_counter() - t0
         row(
             "selection in SQL (sha256 top-k)",
@@ -360,7 +443,9 @@ async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[st
             if not same:
                 raise SystemExit("SQL and core selections differ")
 
-        sizes = {k: int(v) for k, v in c.strata_sizes.items()}
+        if args.skip_teams:
+            row("peak memory of the bench process", peak_mb(), unit="MB")
+            return rows
         selected = sorted(
             (
                 Selected(
@@ -517,11 +602,21 @@ def main() -> int:
     )
     ap.add_argument("--workers", type=int, default=2, help="team-assignment worker processes")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    ap.add_argument(
+        "--skip-teams",
+        action="store_true",
+        help="stop after the selection: no team assignment, no whole draw",
+    )
+    ap.add_argument(
+        "--db-prefix",
+        default="qs_bench_draw",
+        help="benchmark database name prefix (runs on one server need different ones)",
+    )
     args = ap.parse_args()
     server = server_url()
     rows: list[dict[str, Any]] = []
     for n in [int(x) for x in args.sizes.split(",")]:
-        name = f"qs_bench_draw_{n}"
+        name = f"{args.db_prefix}_{n}"
         asyncio.run(recreate(server, name))
         url = with_db(server, name)
         try:

@@ -105,6 +105,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("commitment_id", "seq", name=op.f("pk_draw_pool_chunks")),
     )
+    # stored uncompressed: compressing a ten-million-line pool.csv at each commit cost more
+    # than writing it, for files already a fraction of the size of a row per candidate
+    op.execute("ALTER TABLE draw_pool_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
     conn = op.get_bind()
     pooled = conn.execute(
         sa.text(

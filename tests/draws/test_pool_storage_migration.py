@@ -52,8 +52,8 @@ async def _commitment(
         if number == 1:
             await conn.execute(
                 text(
-                    "INSERT INTO check_items (code, name, legal_basis, kind, category_codes, ratios) "
-                    "VALUES ('CI', 'item', 'basis', '一般', '{}', '{}')"
+                    "INSERT INTO check_items (code, name, legal_basis, kind, category_codes, "
+                    "ratios) VALUES ('CI', 'item', 'basis', '一般', '{}', '{}')"
                 )
             )
             await conn.execute(

@@ -29,7 +29,8 @@ import csv
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from operator import itemgetter, methodcaller
 from typing import Any
@@ -45,19 +46,15 @@ STRATUM_SQL = {
 
 POOL_HEADER_LINE = b"uscc,stratum,unit\n"
 # Chunks of about a thousand lines: PostgreSQL plans string_to_table() for 1,000 rows a call,
-# so a join over the parsed pool is planned for about its real size (a pool taken for a
-# handful of rows once made the exclusion join run for minutes).
+# so with the number of chunks (:func:`pool_lines_sql`) it plans a statement over the parsed
+# pool for about its real size (a pool taken for a few rows once made the exclusion join
+# rescan it per candidate, for minutes).
 CHUNK_BYTES = 32 * 1024
 # chunks read per round trip when a pool is read back (8 MiB)
 READ_BATCH = 256
-
-# The lines of a commitment's stored pool.csv, header and empty tail excluded; ``{cid}`` is
-# the placeholder of the commitment id.
-POOL_LINES_SQL = (
-    "SELECT x.line FROM draw_pool_chunks c "
-    "CROSS JOIN LATERAL string_to_table(convert_from(c.data, 'UTF8'), E'\\n') AS x(line) "
-    "WHERE c.commitment_id = {cid} AND x.line <> '' AND x.line <> 'uscc,stratum,unit'"
-)
+# up to this many strata, the strata of a chunk without quotes are counted by searching the
+# chunk for each one's ",stratum," (see PoolFile._add); above it line by line
+FAST_COUNT_STRATA = 16
 
 ENTERPRISE_PREFIX = b"QSDRAW-1\x00"
 # Freezing or drawing a pool of ten million takes minutes: these statements get their own
@@ -65,12 +62,18 @@ ENTERPRISE_PREFIX = b"QSDRAW-1\x00"
 LONG_STATEMENT_TIMEOUT = 3600.0
 
 
-def pool_usccs_sql(cid: str) -> str:
-    """A subquery of the usccs of a stored pool (``cid``: the commitment id placeholder)."""
+def pool_lines_sql(cid: str, chunks: int) -> str:
+    """A subquery of the lines (``line``) of a stored pool.csv, header and empty tail
+    excluded; ``cid`` is the placeholder of the commitment id, ``chunks`` its number of
+    chunks. The chunks are listed by ``generate_series`` with ``chunks`` written in the
+    statement, so the planner knows how many lines to expect whatever its statistics of
+    ``draw_pool_chunks`` say (a commitment frozen in this very transaction has none)."""
     return (
-        "SELECT split_part(p.line, ',', 1) AS uscc FROM ("
-        + POOL_LINES_SQL.format(cid=cid)
-        + ") AS p"
+        f"SELECT x.line FROM generate_series(0, {int(chunks) - 1}) AS s(seq) "
+        "CROSS JOIN LATERAL (SELECT c.data FROM draw_pool_chunks c "
+        f"WHERE c.commitment_id = {cid} AND c.seq = s.seq OFFSET 0) AS c "
+        "CROSS JOIN LATERAL string_to_table(convert_from(c.data, 'UTF8'), E'\\n') AS x(line) "
+        "WHERE x.line <> '' AND x.line <> 'uscc,stratum,unit'"
     )
 
 
@@ -100,6 +103,14 @@ _split_fields = methodcaller("split", b",", 2)
 _second = itemgetter(1)
 
 
+def _check_quoting(lines: list[bytes]) -> None:
+    for line in lines:
+        if b'"' in line:
+            fields = line.split(b",", 2)
+            if len(fields) < 3 or b'"' in fields[0] or b'"' in fields[1]:
+                raise RuntimeError(f"pool.csv line {line!r}: only the unit may be quoted")
+
+
 class PoolFile:
     """``pool.csv`` as it is written: hashed, its strata counted, cut into chunks at line ends.
 
@@ -112,6 +123,7 @@ class PoolFile:
         self.size = 0
         self.chunks: list[bytes] = []
         self._counts: Counter[bytes] = Counter()
+        self._strata: list[bytes] = []
         self._pending = b""
         self._header = True
 
@@ -148,21 +160,29 @@ class PoolFile:
         return {k.decode("utf-8"): v for k, v in sorted(self._counts.items())}
 
     def _add(self, chunk: bytes) -> None:
-        lines = chunk.split(b"\n")
-        del lines[-1]  # the chunk ends with a line end
+        body = chunk
         if self._header:
-            if lines[0] + b"\n" != POOL_HEADER_LINE:
-                raise RuntimeError(f"pool.csv starts with {lines[0]!r}, not its header")
-            del lines[0]
+            end = chunk.find(b"\n") + 1
+            if chunk[:end] != POOL_HEADER_LINE:
+                raise RuntimeError(f"pool.csv starts with {chunk[:end]!r}, not its header")
+            body = chunk[end:]
             self._header = False
-        if b'"' in chunk:
-            for line in lines:
-                if b'"' in line:
-                    fields = line.split(b",", 2)
-                    if len(fields) < 3 or b'"' in fields[0] or b'"' in fields[1]:
-                        raise RuntimeError(f"pool.csv line {line!r}: only the unit may be quoted")
-        self._counts.update(map(_second, map(_split_fields, lines)))
         self.chunks.append(chunk)
+        if b'"' not in body and 0 < len(self._strata) <= FAST_COUNT_STRATA:
+            # Without quotes a line has exactly two commas, around its stratum, so
+            # ",stratum," occurs once per line of that stratum and nowhere else; when the
+            # known strata account for every line, the counts are exact.
+            found = [body.count(b"," + s + b",") for s in self._strata]
+            if sum(found) == body.count(b"\n"):
+                for stratum, n in zip(self._strata, found, strict=True):
+                    self._counts[stratum] += n
+                return
+        lines = body.split(b"\n")
+        del lines[-1]  # the chunk ends with a line end
+        if b'"' in body:
+            _check_quoting(lines)
+        self._counts.update(map(_second, map(_split_fields, lines)))
+        self._strata = list(self._counts)
 
 
 async def asyncpg_connection(session: AsyncSession) -> Any:
@@ -229,9 +249,10 @@ async def freeze_pool(
     )
     pool = PoolFile()
     apg = await asyncpg_connection(session)
-    await apg.copy_from_query(
-        sql, *args, output=pool.write, format="csv", header=True, timeout=LONG_STATEMENT_TIMEOUT
-    )
+    async with _hash_joins_only(apg):
+        await apg.copy_from_query(
+            sql, *args, output=pool.write, format="csv", header=True, timeout=LONG_STATEMENT_TIMEOUT
+        )
     pool.close()
     await _store_chunks(apg, commitment_id, pool.chunks)
     return pool.sizes(), pool.digest.hexdigest()
@@ -244,6 +265,92 @@ async def store_pool_csv(session: AsyncSession, *, commitment_id: int, data: byt
     pool.close()
     await _store_chunks(await asyncpg_connection(session), commitment_id, pool.chunks)
     return pool
+
+
+# The statements over a pool run with hash joins only. PostgreSQL has no statistics on the
+# lines of a stored file, so it guesses how many pool usccs match a candidate (a few
+# hundred), and from that guess has chosen nested loops and sorts of the whole pool, which
+# took a minute on a million candidates; and freezing, it checked the exclusion window by
+# scanning the tasks once per enterprise. Hash joins keep every plan linear in the sizes.
+_HASH_JOINS_ONLY = ("enable_nestloop", "enable_mergejoin", "enable_memoize")
+
+
+@asynccontextmanager
+async def _hash_joins_only(apg: Any) -> AsyncIterator[None]:
+    if not apg.is_in_transaction():  # the settings below last until the transaction ends
+        async with apg.transaction(), _hash_joins_only(apg):
+            yield
+        return
+    before = await apg.fetchrow(
+        "SELECT " + ", ".join(f"current_setting('{name}')" for name in _HASH_JOINS_ONLY)
+    )
+    await apg.execute(
+        "SELECT " + ", ".join(f"set_config('{name}', 'off', true)" for name in _HASH_JOINS_ONLY)
+    )
+    yield
+    await apg.execute(
+        "SELECT "
+        + ", ".join(
+            f"set_config('{name}', ${i}, true)" for i, name in enumerate(_HASH_JOINS_ONLY, 1)
+        ),
+        *before,
+    )
+
+
+async def _fetch_with_hash_joins(apg: Any, sql: str, *args: Any) -> list[Any]:
+    async with _hash_joins_only(apg):
+        rows: list[Any] = await apg.fetch(sql, *args, timeout=LONG_STATEMENT_TIMEOUT)
+    return rows
+
+
+async def pool_chunks(session: AsyncSession, *, commitment_id: int) -> int:
+    """How many chunks the commitment's stored pool.csv has (0: none stored)."""
+    apg = await asyncpg_connection(session)
+    n = await apg.fetchval(
+        "SELECT count(*) FROM draw_pool_chunks WHERE commitment_id = $1", int(commitment_id)
+    )
+    return int(n)
+
+
+def _exclusions_sql(chunks: int) -> str:
+    pool = (
+        "SELECT split_part(p.line, ',', 1) AS uscc FROM (" + pool_lines_sql("$1", chunks) + ") AS p"
+    )
+    return (
+        "WITH candidate AS ("
+        "  SELECT c.uscc, c.inspector_id, CAST(NULL AS bigint) AS task_id,"
+        "    CAST(NULL AS timestamptz) AS at"
+        "  FROM inspector_conflicts c WHERE c.inspector_id = ANY($2::text[])"
+        "  UNION ALL"
+        "  SELECT t.uscc, NULL, t.id, t.created_at FROM tasks t WHERE t.status <> 'cancelled'"
+        "), hit AS MATERIALIZED ("
+        f"  SELECT candidate.* FROM ({pool}) AS pool"
+        "  JOIN candidate ON candidate.uscc = pool.uscc"
+        ") "
+        "SELECT inspector_id, uscc FROM hit WHERE task_id IS NULL "
+        "UNION "
+        "SELECT ti.inspector_id, last.uscc FROM ("
+        "  SELECT DISTINCT ON (uscc) uscc, task_id FROM hit WHERE task_id IS NOT NULL"
+        "  ORDER BY uscc, at DESC, task_id DESC"
+        ") AS last JOIN task_inspectors ti ON ti.task_id = last.task_id "
+        "WHERE ti.inspector_id = ANY($2::text[])"
+    )
+
+
+async def exclusion_pairs(
+    session: AsyncSession, *, commitment_id: int, inspector_ids: list[str]
+) -> list[tuple[str, str]]:
+    """Declared conflicts (行政处罚法 art. 43) with pool enterprises, and rotation: the
+    inspectors of each pool enterprise's most recent task (any check item), for the
+    eligible ``inspector_ids``. The pool is the stored pool.csv, parsed once and joined
+    with the candidate pairs (its usccs are unique, so the join selects without
+    duplicating)."""
+    chunks = await pool_chunks(session, commitment_id=commitment_id)
+    apg = await asyncpg_connection(session)
+    rows = await _fetch_with_hash_joins(
+        apg, _exclusions_sql(chunks), int(commitment_id), list(inspector_ids)
+    )
+    return [(r[0], r[1]) for r in rows]
 
 
 async def stream_pool_csv(
@@ -326,17 +433,18 @@ def key_ceiling(n: int, size: int | None) -> bytes | None:
     return (((expected << 256) + size - 1) // size).to_bytes(32, "big")
 
 
-_TOPK_SQL = (
-    "SELECT z.uscc, z.stratum, z.line, z.k FROM ("
-    "  SELECT y.uscc, y.stratum, y.line, y.k, q.n, row_number() OVER ("
-    '    PARTITION BY y.stratum ORDER BY y.k, y.uscc COLLATE "C") AS rn FROM ('
-    "    SELECT split_part(p.line, ',', 1) AS uscc, split_part(p.line, ',', 2) AS stratum,"
-    "      p.line, sha256($1::bytea || convert_to(split_part(p.line, ',', 1), 'UTF8')) AS k"
-    "    FROM (" + POOL_LINES_SQL.format(cid="$2") + ") AS p"
-    "  ) AS y JOIN unnest($3::text[], $4::int[], $5::bytea[]) AS q(stratum, n, ceiling) "
-    "  ON q.stratum = y.stratum WHERE q.ceiling IS NULL OR y.k < q.ceiling"
-    ") AS z WHERE z.rn <= z.n ORDER BY z.stratum, z.rn"
-)
+def _topk_sql(chunks: int) -> str:
+    return (
+        "SELECT z.uscc, z.stratum, z.line, z.k FROM ("
+        "  SELECT y.uscc, y.stratum, y.line, y.k, q.n, row_number() OVER ("
+        '    PARTITION BY y.stratum ORDER BY y.k, y.uscc COLLATE "C") AS rn FROM ('
+        "    SELECT split_part(p.line, ',', 1) AS uscc, split_part(p.line, ',', 2) AS stratum,"
+        "      p.line, sha256($1::bytea || convert_to(split_part(p.line, ',', 1), 'UTF8')) AS k"
+        "    FROM (" + pool_lines_sql("$2", chunks) + ") AS p"
+        "  ) AS y JOIN unnest($3::text[], $4::int[], $5::bytea[]) AS q(stratum, n, ceiling) "
+        "  ON q.stratum = y.stratum WHERE q.ceiling IS NULL OR y.k < q.ceiling"
+        ") AS z WHERE z.rn <= z.n ORDER BY z.stratum, z.rn"
+    )
 
 
 async def sql_topk(
@@ -357,16 +465,17 @@ async def sql_topk(
     wanted = {s: n for s, n in sorted(quotas.items()) if n > 0}
     ceilings = {s: key_ceiling(n, sizes.get(s) if sizes else None) for s, n in wanted.items()}
     apg = await asyncpg_connection(session)
+    sql = _topk_sql(await pool_chunks(session, commitment_id=commitment_id))
 
     async def select(strata: list[str], bounded: bool) -> dict[str, list[Any]]:
-        rows = await apg.fetch(
-            _TOPK_SQL,
+        rows = await _fetch_with_hash_joins(
+            apg,
+            sql,
             prefix,
             int(commitment_id),
             strata,
             [wanted[s] for s in strata],
             [ceilings[s] if bounded else None for s in strata],
-            timeout=LONG_STATEMENT_TIMEOUT,
         )
         got: dict[str, list[Any]] = {s: [] for s in strata}
         for r in rows:

@@ -44,8 +44,8 @@ from qsampling.draws.pool import (
     LONG_STATEMENT_TIMEOUT,
     PoolScope,
     asyncpg_connection,
+    exclusion_pairs,
     freeze_pool,
-    pool_usccs_sql,
     sql_topk,
 )
 from qsampling.draws.schemas import PlanCreate
@@ -271,8 +271,10 @@ async def draw_of(session: AsyncSession, *, plan_id: int) -> Draw | None:
 
 
 async def _sort_memory(session: AsyncSession) -> None:
-    """Enough sort memory for this transaction that sorting a pool and the per-stratum top-k
-    stay in memory (the default 4 MB spills a 1M-row pool to disk)."""
+    """Enough memory for the rest of this transaction that the hash joins over a pool and the
+    per-stratum top-k stay in memory (the default 4 MB spills them to disk for a 1M pool).
+    Not for freezing the pool: with the default, PostgreSQL sorts it in parallel workers,
+    faster than in one 128 MB sort."""
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
 
 
@@ -345,32 +347,6 @@ async def _eligible_inspectors(
     return [InspectorRef(r[0], r[1] or "") for r in rows]
 
 
-async def _exclusion_pairs(
-    session: AsyncSession, *, commitment_id: int, inspector_ids: list[str]
-) -> list[tuple[str, str]]:
-    """Declared conflicts (行政处罚法 art. 43) with pool enterprises, and rotation: the
-    inspectors of each pool enterprise's most recent task (any check item). Only pairs of
-    eligible inspectors matter. The pool is the frozen pool.csv just stored, read in SQL;
-    its usccs are unique, so joining it selects without duplicating."""
-    rows = await session.execute(
-        text(
-            f"WITH pool AS NOT MATERIALIZED ({pool_usccs_sql(':cid')}) "
-            "SELECT c.inspector_id, c.uscc FROM pool "
-            "JOIN inspector_conflicts c ON c.uscc = pool.uscc "
-            "WHERE c.inspector_id = ANY(CAST(:ids AS text[])) "
-            "UNION "
-            "SELECT ti.inspector_id, last.uscc FROM ("
-            "  SELECT DISTINCT ON (t.uscc) t.id, t.uscc FROM pool "
-            "  JOIN tasks t ON t.uscc = pool.uscc "
-            "  WHERE t.status <> 'cancelled' ORDER BY t.uscc, t.created_at DESC, t.id DESC"
-            ") AS last JOIN task_inspectors ti ON ti.task_id = last.id "
-            "WHERE ti.inspector_id = ANY(CAST(:ids AS text[]))"
-        ),
-        {"cid": commitment_id, "ids": inspector_ids},
-    )
-    return [(r[0], r[1]) for r in rows]
-
-
 async def commit_plan(
     session: AsyncSession,
     *,
@@ -388,7 +364,6 @@ async def commit_plan(
     :mod:`secrets`.
     """
     plan = await _lock_plan(session, plan_id)
-    await _sort_memory(session)
     if plan.status == "drawn":
         raise Conflict(
             f"Plan {plan_id} has already been drawn; it cannot be committed again. 计划已抽取。",
@@ -434,6 +409,7 @@ async def commit_plan(
     )
     if not sizes:
         raise Conflict(_empty_pool_sentence(plan), code="EmptyPool")
+    await _sort_memory(session)
     quotas = plan_quotas(plan, item, sizes)
     if sum(quotas.values()) == 0:
         raise Conflict(
@@ -466,7 +442,7 @@ async def commit_plan(
             code="CannotStaff",
             extra={"unstaffed": [], "inspectors_eligible": len(inspectors)},
         )
-    pairs = await _exclusion_pairs(
+    pairs = await exclusion_pairs(
         session, commitment_id=commitment.id, inspector_ids=[i.inspector_id for i in inspectors]
     )
     ins_csv = inspectors_csv(inspectors)
