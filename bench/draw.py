@@ -19,6 +19,9 @@ run, on the same database:
 Targets: draw ≤ 2× (a); commit ≤ 2× (b); 10M end to end < 2 min on 2 cores / 2 GB.
 
 ``--skip-teams`` stops after the selection (commit and selection only, for quick runs).
+``--prior-draw 0.05`` first loads last year's draw of 5% of the enterprises (tasks with
+teams, outside the exclusion window) and conflicts for 0.5%, so that the commit's exclusion
+pairs (rotation, conflicts) are measured finding something.
 
 The benchmark creates (and drops, unless ``--keep``) a database ``<--db-prefix>_<N>``
 (``qs_bench_draw_<N>`` by default) on the server of ``QSAMPLING_BENCH_DATABASE_URL`` (an
@@ -152,6 +155,58 @@ async def load(url: str, n: int, inspectors: int) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - t0
+
+
+async def prior_draw(url: str, share: float) -> int:
+    """A draw of last year: tasks (outside the exclusion window) with teams of 2 for ``share``
+    of the enterprises, and declared conflicts for 0.5%, so that the commit's exclusion
+    pairs (rotation, conflicts) have something to find. Returns the number of tasks."""
+    conn = await admin(url)
+    try:
+        plan_id = await conn.fetchval(
+            "INSERT INTO plans (name, check_item_code, status, scope, strata_fields, team_size, "
+            "exclusion_days, created_by) VALUES ('last year', 'BENCH', 'drawn', '{}', "
+            "'{credit_class}', 2, 180, 'bench') RETURNING id"
+        )
+        commitment_id = await conn.fetchval(
+            "INSERT INTO commitments (plan_id, commitment, params_json, pool_sha256, "
+            "inspectors_csv, exclusions_csv, nonce, pool_size, strata_sizes, quotas, "
+            "superseded) VALUES ($1, repeat('0', 64), '', '', '', '', '', 0, '{}', '{}', true) "
+            "RETURNING id",
+            plan_id,
+        )
+        draw_id = await conn.fetchval(
+            "INSERT INTO draws (plan_id, commitment_id, entropy, seed, selected_count, "
+            "drawn_by, drawn_at) VALUES ($1, $2, 'x', 'x', 0, 'bench', now() - interval "
+            "'400 days') RETURNING id",
+            plan_id,
+            commitment_id,
+        )
+        await conn.execute(
+            "INSERT INTO tasks (plan_id, draw_id, uscc, check_item_code, stratum, draw_key, "
+            "draw_rank, stratum_sample_size, stratum_population, inclusion_probability, status, "
+            "created_at) SELECT $1, $2, uscc, 'BENCH', credit_class, md5(uscc), "
+            "row_number() OVER (), 1, 1, $3, 'closed', now() - interval '400 days' "
+            "FROM enterprises TABLESAMPLE BERNOULLI ($4) REPEATABLE (1)",
+            plan_id,
+            draw_id,
+            share,
+            share * 100,
+        )
+        await conn.execute(
+            "INSERT INTO task_inspectors (task_id, inspector_id, position) "
+            "SELECT t.id, 'ZF' || lpad((1 + (t.id + k * 997) % 2000)::text, 5, '0'), k "
+            "FROM tasks t CROSS JOIN generate_series(1, 2) k"
+        )
+        await conn.execute(
+            "INSERT INTO inspector_conflicts (inspector_id, uscc, reason, declared_date) "
+            "SELECT 'ZF' || lpad((1 + abs(hashtext(uscc)) % 2000)::text, 5, '0'), uscc, "
+            "'bench', current_date FROM enterprises TABLESAMPLE BERNOULLI (0.5) REPEATABLE (2)"
+        )
+        await conn.execute("VACUUM ANALYZE tasks, task_inspectors, inspector_conflicts")
+        return int(await conn.fetchval("SELECT count(*) FROM tasks"))
+    finally:
+        await conn.close()
 
 
 async def baseline_copy(url: str, work_mem: str | None = None) -> float:
@@ -347,6 +402,10 @@ async def bench_size(url: str, n: int, args: argparse.Namespace) -> list[dict[st
 
     print(f"== {n:,} candidates, {args.inspectors:,} inspectors", flush=True)
     row("load synthetic data", await load(url, n, args.inspectors))
+    if args.prior_draw:
+        t0 = time.perf_counter()
+        prior = await prior_draw(url, args.prior_draw)
+        row("load a prior draw (tasks, teams, conflicts)", time.perf_counter() - t0, tasks=prior)
     engine = create_engine(url, pool_size=2, max_overflow=0)
     sm = make_sessionmaker(engine)
     try:
@@ -606,6 +665,15 @@ def main() -> int:
         "--skip-teams",
         action="store_true",
         help="stop after the selection: no team assignment, no whole draw",
+    )
+    ap.add_argument(
+        "--prior-draw",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="first load last year's draw of this share of the enterprises (e.g. 0.05), with "
+        "teams, and conflicts for 0.5%%, so the commit's exclusion pairs find rotation and "
+        "conflicts",
     )
     ap.add_argument(
         "--db-prefix",

@@ -328,7 +328,7 @@ def _exclusions_sql(chunks: int) -> str:
         "  JOIN candidate ON candidate.uscc = pool.uscc"
         ") "
         "SELECT inspector_id, uscc FROM hit WHERE task_id IS NULL "
-        "UNION "
+        "UNION ALL "
         "SELECT ti.inspector_id, last.uscc FROM ("
         "  SELECT DISTINCT ON (uscc) uscc, task_id FROM hit WHERE task_id IS NOT NULL"
         "  ORDER BY uscc, at DESC, task_id DESC"
@@ -344,7 +344,8 @@ async def exclusion_pairs(
     inspectors of each pool enterprise's most recent task (any check item), for the
     eligible ``inspector_ids``. The pool is the stored pool.csv, parsed once and joined
     with the candidate pairs (its usccs are unique, so the join selects without
-    duplicating)."""
+    duplicating). A pair may come twice (a conflict that is also rotation);
+    :func:`qsampling.core.draw.exclusions_csv` keeps it once."""
     chunks = await pool_chunks(session, commitment_id=commitment_id)
     apg = await asyncpg_connection(session)
     rows = await _fetch_with_hash_joins(
