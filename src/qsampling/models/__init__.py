@@ -12,7 +12,7 @@ from qsampling.models.directory import (
     Region,
     Unit,
 )
-from qsampling.models.draws import Commitment, Draw, Plan, PoolRow, Task, TaskInspector
+from qsampling.models.draws import Commitment, Draw, Plan, PoolChunk, Task, TaskInspector
 
 __all__ = [
     "ROLES",
@@ -28,7 +28,7 @@ __all__ = [
     "Inspector",
     "LoginAttempt",
     "Plan",
-    "PoolRow",
+    "PoolChunk",
     "Region",
     "Task",
     "TaskInspector",

@@ -103,10 +103,6 @@ class PoolChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-# the name under which qsampling.models exports the frozen pool's model
-PoolRow = PoolChunk
-
-
 class Draw(Base):
     """QSDRAW-1 steps 2–6 for a plan: exactly one per plan (unique), so a second attempt,
     concurrent or later, fails on the constraint and gets 409."""
