@@ -15,7 +15,8 @@ On one fresh database (``qs_bench_results``, on the server of
   its latency counted from then (no coordinated omission): achieved rate, p50/p95/p99,
   errors;
 - **batch**: the lab path ``POST /api/v1/results:batch`` (NDJSON, ``--chunk`` rows a request)
-  for ``--batch-rows`` results: results/s;
+  for ``--batch-rows`` results from ``--lab-clients`` laboratory systems sending at the same
+  time (default 2, one a server worker; each sends its batches one after another): results/s;
 - **baselines**, same run, same rows: raw asyncpg inserting each result with its sample and
   items in its own transaction (``--inspectors`` concurrent workers on 20 connections, like
   the app's pool), and ``COPY`` of the batch rows; the ratios API/raw and batch/COPY;
@@ -797,19 +798,26 @@ async def open_loop_phase(
 
 
 async def batch_phase(
-    base: str, token: str, rows: list[bytes], chunk: int
+    base: str, token: str, rows: list[bytes], chunk: int, clients: int = 1
 ) -> tuple[int, float, int]:
+    """``clients`` laboratory systems, each sending its share of the rows batch after batch
+    (the rows of different clients are for different tasks)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    created = rejected = 0
-    async with httpx.AsyncClient(base_url=base, timeout=300, headers=headers) as c:
-        t0 = time.perf_counter()
-        for k in range(0, len(rows), chunk):
-            r = await c.post("/api/v1/results:batch", content=b"\n".join(rows[k : k + chunk]))
-            r.raise_for_status()
-            rep = r.json()
-            created += rep["created"]
-            rejected += rep["rejected"]
-        return created, time.perf_counter() - t0, rejected
+    totals = [0, 0]
+
+    async def lab(part: list[bytes]) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=300, headers=headers) as c:
+            for k in range(0, len(part), chunk):
+                body = b"\n".join(part[k : k + chunk])
+                r = await c.post("/api/v1/results:batch", content=body)
+                r.raise_for_status()
+                rep = r.json()
+                totals[0] += rep["created"]
+                totals[1] += rep["rejected"]
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(lab(rows[i::clients]) for i in range(clients)))
+    return totals[0], time.perf_counter() - t0, totals[1]
 
 
 # --- baselines --------------------------------------------------------------------------------
@@ -1056,7 +1064,7 @@ async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dic
         db_pid = _postmaster_pid(url)
         b_cpu0 = (_tree_cpu(proc.pid), _tree_cpu(db_pid))
         created, b_elapsed, b_rejected = await batch_phase(
-            base, seeded.lab_token, batch_lines, args.chunk
+            base, seeded.lab_token, batch_lines, args.chunk, args.lab_clients
         )
         b_cpu = Cpu(_tree_cpu(proc.pid) - b_cpu0[0], _tree_cpu(db_pid) - b_cpu0[1], 0.0)
     finally:
@@ -1122,6 +1130,7 @@ async def _run(args: argparse.Namespace, rng: random.Random, server: str) -> dic
         "batch_results": created,
         "batch_rejected": b_rejected,
         "batch_rate": batch_rate,
+        "lab_clients": args.lab_clients,
         "batch_cpu_us_per_result": {
             "server": b_cpu.server / max(created, 1) * 1e6,
             "database": b_cpu.database / max(created, 1) * 1e6,
@@ -1171,6 +1180,12 @@ def main() -> int:
         help="earlier results loaded (COPY) before the measurement, as in a bureau's database",
     )
     ap.add_argument("--chunk", type=int, default=5_000, help="rows per batch request")
+    ap.add_argument(
+        "--lab-clients",
+        type=int,
+        default=2,
+        help="laboratory systems sending batches at the same time (each its own tasks)",
+    )
     ap.add_argument(
         "--max-rate",
         type=float,
@@ -1224,7 +1239,8 @@ def main() -> int:
         f"{rc['database']:.2f} ms, asyncpg client {rc['asyncpg_client']:.2f} ms)"
     )
     print(
-        f"batch: {out['batch_results']} results ({out['batch_rejected']} rejected) at "
+        f"batch: {out['batch_results']} results ({out['batch_rejected']} rejected) from "
+        f"{out['lab_clients']} laboratory system(s) at the same time at "
         f"{out['batch_rate']:,.0f} results/s; COPY of the same rows {out['copy_rate']:,.0f}/s "
         f"→ batch/COPY = {out['batch_rate'] / out['copy_rate']:.2f}"
     )
@@ -1285,7 +1301,7 @@ def main() -> int:
             "met": out["errors"] + ol["errors"] == 0,
         },
         {
-            "figure": "lab batch (NDJSON)",
+            "figure": f"lab batch (NDJSON, {out['lab_clients']} laboratory systems at once)",
             "value": out["batch_rate"],
             "unit": "results/s",
             "baseline": out["copy_rate"],
